@@ -1,0 +1,66 @@
+"""Shared fixtures: one SparkSession, one MLflow store and one Kafka broker per test session."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from fraud_ml.config import PROJECT_ROOT, Config, load_config
+
+SAMPLE_CSV = (PROJECT_ROOT.parent / "shared" / "data" / "creditcard_sample.csv").resolve()
+
+requires_sample = pytest.mark.skipif(
+    not SAMPLE_CSV.is_file(),
+    reason=f"real Kaggle sample not found at {SAMPLE_CSV} (only present in the project's shared/ folder)",
+)
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory) -> Path:
+    """A scratch folder that lives for the whole test session."""
+    return tmp_path_factory.mktemp("session")
+
+
+@pytest.fixture(scope="session")
+def base_config(session_dir: Path) -> Config:
+    """conf/local.yaml with every path moved into the session's scratch folder."""
+    mlflow_dir = session_dir / "mlflow"
+    mlflow_dir.mkdir(parents=True, exist_ok=True)
+    return load_config(
+        overrides=[
+            f"delta.root={session_dir / 'delta'}",
+            f"mlflow.tracking_uri=sqlite:///{mlflow_dir / 'mlflow.db'}",
+            f"mlflow.artifact_location={mlflow_dir / 'artifacts'}",
+            f"stream.checkpoint_dir={session_dir / 'checkpoints'}",
+            f"kafka.local.data_dir={session_dir / 'kafka'}",
+            "spark.driver_memory=3g",
+            "spark.shuffle_partitions=2",
+        ],
+        env={},
+    )
+
+
+@pytest.fixture
+def make_config(base_config: Config, tmp_path: Path):
+    """Factory: the session config with per-test Delta root/checkpoints plus overrides."""
+
+    def _make(*overrides: str) -> Config:
+        return base_config.with_overrides(
+            [f"delta.root={tmp_path / 'delta'}", f"stream.checkpoint_dir={tmp_path / 'checkpoints'}", *overrides],
+            env={},
+        )
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def spark(base_config: Config):
+    """The one SparkSession of the test run (local[2], Delta + Kafka jars)."""
+    from fraud_ml.session import build_spark
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = build_spark(base_config.with_overrides(["spark.master=local[2]"], env={}), app_name="fraud-ml-tests")
+    yield session
+    session.stop()
