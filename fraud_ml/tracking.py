@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def setup_mlflow(cfg: Config, experiment: str | None = None) -> str:
     """Point MLflow at the configured store, create the experiment if needed; return its id."""
     uri = cfg.get("mlflow.tracking_uri")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith("sqlite:///"):
         db_path = Path(uri.removeprefix("sqlite:///"))
         db_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,251 @@
+"""A real single-node Apache Kafka broker (KRaft, combined broker+controller).
+
+Runs ``kafka.Kafka`` from the Maven-resolved ``kafka_2.13`` jars in its own process
+session, with data and logs under a git-ignored folder. ``start`` formats the
+storage on first use (``kafka.tools.StorageTool format``), launches the broker and
+waits until it answers metadata requests; ``stop`` terminates it.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+
+from fraud_ml.config import Config
+from fraud_ml.errors import KafkaUnavailableError
+from fraud_ml.jars import kafka_classpath
+
+log = logging.getLogger(__name__)
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+"""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An ephemeral TCP port that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalKafkaBroker:
+    """Start, wait for and stop a KRaft broker on ``host:port``."""
+
+    jars_dir: Path
+    data_dir: Path
+    port: int = 9092
+    controller_port: int = 9093
+    host: str = "127.0.0.1"
+    heap: str = "512m"
+    start_timeout_s: float = 90.0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "LocalKafkaBroker":
+        host, _, port = cfg.get("kafka.bootstrap_servers").split(",")[0].rpartition(":")
+        return cls(jars_dir=Path(cfg.get("kafka.local.jars_dir")), data_dir=Path(cfg.get("kafka.local.data_dir")),
+                   port=int(port), controller_port=cfg.get("kafka.local.controller_port"), host=host or "127.0.0.1",
+                   heap=cfg.get("kafka.local.heap"), start_timeout_s=float(cfg.get("kafka.local.start_timeout_s")))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "logs" / "server.log"
+
+    def pid(self) -> int | None:
+        """PID of a broker started from this data dir that is still alive."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def write_config(self) -> Path:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str((self.data_dir / "data").resolve()),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "message.max.bytes": "10485760",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log_file=self.log_file.resolve()))
+        return path
+
+    def _java(self, *args: str) -> list[str]:
+        return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={(self.data_dir / 'log4j2.properties').resolve()}",
+                "-cp", kafka_classpath(self.jars_dir), *args]
+
+    def format_storage(self, props: Path) -> None:
+        if (self.data_dir / "data" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        proc = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                                         "--ignore-formatted"), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise KafkaUnavailableError(f"formatting Kafka storage failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+
+    def start(self, wait: bool = True) -> "LocalKafkaBroker":
+        """Start the broker (no-op if ours is already running)."""
+        if self.pid() is not None:
+            log.info("Kafka already running (pid %s) on %s", self.pid(), self.bootstrap_servers)
+            return self.wait_until_ready() if wait else self
+        if port_open(self.host, self.port):
+            raise KafkaUnavailableError(f"port {self.port} on {self.host} is taken by another process; "
+                                        "stop it or set kafka.bootstrap_servers to another port")
+        props = self.write_config()
+        self.format_storage(props)
+        out = open(self.data_dir / "logs" / "kafka.out", "ab")
+        proc = subprocess.Popen(self._java("kafka.Kafka", str(props)), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid_file.write_text(str(proc.pid))
+        log.info("started Kafka (pid %d) on %s, data in %s", proc.pid, self.bootstrap_servers, self.data_dir)
+        return self.wait_until_ready() if wait else self
+
+    def wait_until_ready(self, timeout: float | None = None) -> "LocalKafkaBroker":
+        """Block until the broker serves metadata; raise with its log tail if it dies or times out."""
+        deadline = time.monotonic() + (timeout or self.start_timeout_s)
+        admin = admin_client(self.bootstrap_servers)
+        while time.monotonic() < deadline:
+            if self.pid() is None and not port_open(self.host, self.port):
+                raise KafkaUnavailableError(f"Kafka exited during start-up: {self._log_tail()}")
+            try:
+                md = admin.list_topics(timeout=2)
+                if md.brokers:
+                    return self
+            except KafkaException:
+                pass
+            time.sleep(0.5)
+        raise KafkaUnavailableError(f"Kafka not ready on {self.bootstrap_servers} after {timeout or self.start_timeout_s:.0f}s: "
+                                    f"{self._log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the broker's process group, then SIGKILL after ``timeout``."""
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.2)
+            _reap(pid)
+        if self.pid() is not None:
+            os.killpg(pid, signal.SIGKILL)
+            _reap(pid)
+        self.pid_file.unlink(missing_ok=True)
+        log.info("stopped Kafka (pid %d)", pid)
+
+    def _log_tail(self, lines: int = 5) -> str:
+        for path in (self.data_dir / "logs" / "kafka.out", self.log_file):
+            if path.exists():
+                tail = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()][-lines:]
+                if tail:
+                    return " | ".join(tail)[-600:]
+        return "no log output"
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def admin_client(bootstrap_servers: str, security: dict[str, str] | None = None) -> AdminClient:
+    """Admin client; librdkafka's own connection-refused chatter is silenced (we raise instead)."""
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0, **(security or {})})
+
+
+def check_reachable(bootstrap_servers: str, security: dict[str, str] | None = None, timeout: float = 10.0) -> None:
+    """Raise KafkaUnavailableError with one clear line when no broker answers."""
+    try:
+        md = admin_client(bootstrap_servers, security).list_topics(timeout=timeout)
+        if not md.brokers:
+            raise KafkaException("no brokers in metadata")
+    except KafkaException as exc:
+        raise KafkaUnavailableError(
+            f"Kafka broker unreachable at {bootstrap_servers} ({exc.args[0] if exc.args else exc}); "
+            "start one with `make kafka-start` or fix kafka.bootstrap_servers"
+        ) from None
+
+
+def create_topic(bootstrap_servers: str, topic: str, partitions: int, replication_factor: int = 1,
+                 security: dict[str, str] | None = None, timeout: float = 30.0) -> bool:
+    """Create ``topic`` if missing; True if it was created."""
+    check_reachable(bootstrap_servers, security)
+    admin = admin_client(bootstrap_servers, security)
+    if topic in admin.list_topics(timeout=timeout).topics:
+        return False
+    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[topic]
+    try:
+        future.result(timeout=timeout)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" in str(exc):
+            return False
+        raise
+    # Wait until the metadata shows every partition with a leader.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic=topic, timeout=5).topics.get(topic)
+        if md is not None and len(md.partitions) == partitions and all(p.leader >= 0 for p in md.partitions.values()):
+            break
+        time.sleep(0.2)
+    log.info("created topic %s with %d partitions", topic, partitions)
+    return True

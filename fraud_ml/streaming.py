@@ -1,0 +1,257 @@
+"""Kafka -> champion pyfunc -> Delta, exactly once.
+
+Each micro-batch is handled in ``foreachBatch`` by ``MicroBatchWriter``:
+parse (``from_json`` with an explicit schema) and validate, score the valid rows,
+append ``predictions``, ``quarantine`` (messages that cannot be scored, with raw
+bytes, Kafka coordinates and a reason) and one ``batch_metrics`` row. Every append
+carries ``txnAppId``/``txnVersion`` = (``stream.app_id``, batch id), so a batch
+replayed from the checkpoint after a crash is skipped by Delta instead of written
+twice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from fraud_ml.config import Config
+from fraud_ml.delta_io import append_idempotent
+from fraud_ml.kafka_local import check_reachable
+from fraud_ml.schema import (BATCH_METRICS_SCHEMA, CORRUPT_COL, FEATURES, ID_COL, MESSAGE_EVENT_TIME,
+                             MESSAGE_LABEL, MESSAGE_SCHEMA, PCA_FEATURES, SOURCE_COL)
+from fraud_ml.scoring import build_scoring_udf
+from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
+
+log = logging.getLogger(__name__)
+
+REASON = "reason"
+PREDICTION = "prediction"
+_LATENCY_QUANTILES = (0.50, 0.90, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    """Bounds beyond which a message is quarantined instead of scored."""
+
+    max_message_bytes: int = 65536
+    max_abs_feature: float = 1000.0
+    max_amount: float = 1_000_000.0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "ValidationLimits":
+        return cls(cfg.get("stream.max_message_bytes"), cfg.get("stream.max_abs_feature"), cfg.get("stream.max_amount"))
+
+
+def kafka_source_options(cfg: Config) -> dict[str, str]:
+    """Options of the Spark Kafka source, security settings prefixed with ``kafka.``."""
+    options = {
+        "kafka.bootstrap.servers": cfg.get("kafka.bootstrap_servers"),
+        "subscribe": cfg.get("kafka.topic"),
+        "startingOffsets": cfg.get("stream.starting_offsets"),
+        "failOnDataLoss": str(cfg.get("stream.fail_on_data_loss")).lower(),
+        "maxOffsetsPerTrigger": str(cfg.get("stream.max_offsets_per_trigger")),
+    }
+    if cfg.get("stream.min_partitions"):
+        options["minPartitions"] = str(cfg.get("stream.min_partitions"))
+    options.update({f"kafka.{k}": v for k, v in cfg.kafka_client_options().items()})
+    return options
+
+
+def read_kafka_stream(spark: SparkSession, cfg: Config) -> DataFrame:
+    """The raw Kafka stream (key, value, topic, partition, offset, timestamp, ...)."""
+    return spark.readStream.format("kafka").options(**kafka_source_options(cfg)).load()
+
+
+def _first_reason(checks: list[tuple[Column, Column]]) -> Column:
+    expr = None
+    for cond, reason in checks:
+        expr = F.when(cond, reason) if expr is None else expr.when(cond, reason)
+    return expr
+
+
+def _names_where(predicate, columns: list[str]) -> Column:
+    return F.concat_ws(", ", *[F.when(predicate(F.col(c)), F.lit(c)) for c in columns])
+
+
+def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimits()) -> DataFrame:
+    """Parse Kafka rows into message fields plus a ``reason`` column (null = valid).
+
+    Pure transformation. Reasons, first match wins: empty value, oversized
+    message, invalid JSON or wrong field type, missing transaction_id, missing or
+    null features, non-finite features, out-of-range values. Unknown extra fields
+    are ignored.
+    """
+    size = F.coalesce(F.length(F.col("value")), F.lit(0))
+    parsed = F.from_json(F.col("value").cast("string"), MESSAGE_SCHEMA,
+                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COL,
+                          "allowNonNumericNumbers": "true"})
+    df = raw.select(
+        F.col("key").cast("string").alias("key"), F.col("value").alias("raw_value"),
+        F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
+        size.alias("_size"),
+        F.when(size <= limits.max_message_bytes, parsed).alias("_msg"),
+    ).select("*", "_msg.*")
+    missing = _names_where(lambda c: c.isNull(), FEATURES)
+    non_finite = _names_where(lambda c: F.isnan(c) | (F.abs(c) == float("inf")), FEATURES)
+    too_large = _names_where(lambda c: F.abs(c) > limits.max_abs_feature, PCA_FEATURES)
+    reason = _first_reason([
+        (F.col("_size") == 0, F.lit("empty value")),
+        (F.col("_size") > limits.max_message_bytes,
+         F.concat(F.lit("oversized message: "), F.col("_size"), F.lit(f" bytes > {limits.max_message_bytes}"))),
+        (F.col("_msg").isNull() | F.col(CORRUPT_COL).isNotNull(), F.lit("invalid JSON or wrong field type")),
+        (F.col(ID_COL).isNull() | (F.length(F.trim(F.col(ID_COL))) == 0), F.lit("missing field: transaction_id")),
+        (missing != "", F.concat(F.lit("missing or null field: "), missing)),
+        (non_finite != "", F.concat(F.lit("non-finite value in: "), non_finite)),
+        (F.col("Amount") < 0, F.lit("out of range: negative Amount")),
+        (F.col("Amount") > limits.max_amount, F.lit(f"out of range: Amount > {limits.max_amount:g}")),
+        (F.col("Time") < 0, F.lit("out of range: negative Time")),
+        (too_large != "", F.concat(F.lit(f"out of range: |value| > {limits.max_abs_feature:g} in "), too_large)),
+    ])
+    return df.withColumn(REASON, reason).drop("_msg", "_size", CORRUPT_COL)
+
+
+def score_transactions(parsed: DataFrame, score_udf, feature_names: list[str] = FEATURES) -> DataFrame:
+    """Add the ``prediction`` struct; invalid rows get null features (never raw garbage)."""
+    valid = F.col(REASON).isNull()
+    inputs = [F.when(valid, F.col(c)) for c in feature_names]
+    return parsed.withColumn(PREDICTION, F.when(valid, score_udf(*inputs)))
+
+
+def prediction_rows(scored: DataFrame, model_version: str, batch_id: int, scored_at: datetime,
+                    keep_features: list[str]) -> DataFrame:
+    """Rows of the ``predictions`` table for the valid messages of a scored batch."""
+    return scored.filter(F.col(REASON).isNull()).select(
+        F.col(ID_COL),
+        F.col(f"{PREDICTION}.probability").alias("probability"),
+        F.col(f"{PREDICTION}.decision").alias("decision"),
+        F.col(f"{PREDICTION}.reasons").alias("reasons"),
+        F.col(MESSAGE_LABEL).alias("label"),
+        F.lit(str(model_version)).alias("model_version"),
+        F.col(SOURCE_COL),
+        F.timestamp_millis(F.col(MESSAGE_EVENT_TIME)).alias("event_time"),
+        F.col("kafka_partition"), F.col("kafka_offset"), F.col("kafka_timestamp"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"),
+        F.lit(int(batch_id)).cast("long").alias("batch_id"),
+        *[F.col(c) for c in keep_features],
+    )
+
+
+def quarantine_rows(parsed: DataFrame, batch_id: int, at: datetime) -> DataFrame:
+    """Rows of the ``quarantine`` table: raw bytes, Kafka coordinates and the reason."""
+    return parsed.filter(F.col(REASON).isNotNull()).select(
+        F.lit(int(batch_id)).cast("long").alias("batch_id"), "kafka_topic", "kafka_partition", "kafka_offset",
+        "kafka_timestamp", "key", "raw_value", F.col(REASON).alias("reason"),
+        F.lit(at).cast("timestamp").alias("quarantined_at"),
+    )
+
+
+def batch_statistics(scored: DataFrame) -> dict:
+    """Counts and Kafka-timestamp quantiles of a scored batch, in one Spark job."""
+    valid = F.col(REASON).isNull()
+    ts_ms = F.when(valid, F.unix_millis(F.col("kafka_timestamp")))
+    lower_quantiles = [round(1 - q, 4) for q in _LATENCY_QUANTILES]  # latency p99 <- oldest 1% of timestamps
+    row = scored.agg(
+        F.count(F.when(valid, 1)).alias("rows"),
+        F.count(F.when(~valid, 1)).alias("quarantined"),
+        F.count(F.when(valid & (F.col(f"{PREDICTION}.decision") == 1), 1)).alias("flagged"),
+        F.percentile_approx(ts_ms, lower_quantiles, 10000).alias("ts_quantiles"),
+        F.min(ts_ms).alias("ts_min"), F.max(ts_ms).alias("ts_max"),
+    ).first()
+    return row.asDict()
+
+
+def metrics_row(stats: dict, batch_id: int, model_version: str, started: float, committed: float) -> tuple:
+    """One ``batch_metrics`` row (see BATCH_METRICS_SCHEMA) from batch statistics and wall-clock times."""
+    committed_ms = committed * 1000.0
+    processing_ms = (committed - started) * 1000.0
+    latencies = [committed_ms - t for t in stats["ts_quantiles"]] if stats["ts_quantiles"] else [None] * 4
+    utc = timezone.utc
+    return (
+        int(batch_id), str(model_version), datetime.fromtimestamp(started, utc), datetime.fromtimestamp(committed, utc),
+        int(stats["rows"]), int(stats["quarantined"]), int(stats["flagged"]), processing_ms,
+        *latencies, (committed_ms - stats["ts_min"]) if stats["ts_min"] is not None else None,
+        stats["rows"] / (processing_ms / 1000.0) if processing_ms > 0 else None,
+        datetime.fromtimestamp(stats["ts_min"] / 1000.0, utc) if stats["ts_min"] is not None else None,
+        datetime.fromtimestamp(stats["ts_max"] / 1000.0, utc) if stats["ts_max"] is not None else None,
+    )
+
+
+class MicroBatchWriter:
+    """The ``foreachBatch`` function: score one micro-batch and append it exactly once."""
+
+    def __init__(self, cfg: Config, score_udf, model_version: str) -> None:
+        self.score_udf = score_udf
+        self.model_version = model_version
+        self.app_id = cfg.get("stream.app_id")
+        self.limits = ValidationLimits.from_config(cfg)
+        self.keep_features = [c for c in cfg.get("stream.prediction_features") if c in FEATURES]
+        self.paths = {t: cfg.table_path(t) for t in ("predictions", "quarantine", "batch_metrics")}
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        started = time.time()
+        started_at = datetime.fromtimestamp(started, timezone.utc)
+        spark = batch_df.sparkSession
+        scored = score_transactions(parse_transactions(batch_df, self.limits), self.score_udf)
+        scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            stats = batch_statistics(scored)
+            if stats["rows"]:
+                append_idempotent(prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features),
+                                  self.paths["predictions"], self.app_id, batch_id)
+            committed = time.time()
+            if stats["quarantined"]:
+                append_idempotent(quarantine_rows(scored, batch_id, started_at), self.paths["quarantine"],
+                                  self.app_id, batch_id)
+            if stats["rows"] or stats["quarantined"]:
+                row = metrics_row(stats, batch_id, self.model_version, started, committed)
+                append_idempotent(spark.createDataFrame([row], BATCH_METRICS_SCHEMA), self.paths["batch_metrics"],
+                                  self.app_id, batch_id)
+            log.info("batch %d: %d scored, %d flagged, %d quarantined in %.0f ms", batch_id, stats["rows"],
+                     stats["flagged"], stats["quarantined"], (committed - started) * 1000)
+        finally:
+            scored.unpersist()
+
+
+def start_stream(spark: SparkSession, cfg: Config, available_now: bool | None = None) -> StreamingQuery:
+    """Resolve the champion, build the scoring UDF and start the query."""
+    check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
+    setup_mlflow(cfg)
+    version, pinned_uri = resolve_alias(cfg)
+    log.info("scoring with %s (version %s of %s)", champion_uri(cfg), version, cfg.get("mlflow.model_name"))
+    score_udf = build_scoring_udf(spark, pinned_uri, cfg.get("stream.udf"))
+    writer = MicroBatchWriter(cfg, score_udf, version)
+    if available_now is None:
+        available_now = cfg.get("stream.trigger") == "available_now"
+    trigger = {"availableNow": True} if available_now else {"processingTime": cfg.get("stream.trigger_interval")}
+    query = (read_kafka_stream(spark, cfg).writeStream
+             .queryName(cfg.get("stream.app_id"))
+             .foreachBatch(writer)
+             .option("checkpointLocation", cfg.get("stream.checkpoint_dir"))
+             .trigger(**trigger)
+             .start())
+    log.info("stream '%s' started (%s), checkpoint %s", cfg.get("stream.app_id"),
+             "availableNow" if available_now else f"every {cfg.get('stream.trigger_interval')}",
+             cfg.get("stream.checkpoint_dir"))
+    return query
+
+
+def run_stream(spark: SparkSession, cfg: Config, available_now: bool | None = None,
+               timeout_s: float | None = None) -> None:
+    """Run the scoring query until it finishes (availableNow), times out, or is interrupted."""
+    query = start_stream(spark, cfg, available_now)
+    try:
+        query.awaitTermination(timeout_s)
+    except KeyboardInterrupt:
+        log.info("interrupted: stopping the stream")
+    finally:
+        if query.isActive:
+            query.stop()
+    if query.exception() is not None:
+        raise query.exception()
