@@ -40,6 +40,7 @@ def run_job(main: Callable[[argparse.Namespace, Config], int | None], parser: ar
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # Spark/Py4J errors: say what failed first, keep the trace at debug level
-        log.debug("traceback", exc_info=True)
-        print(f"error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+        log.debug("traceback of the failure", exc_info=True)
+        print(f"error: {type(exc).__name__}: {one_line(exc)} (rerun with --set project.log_level=DEBUG for the trace)",
+              file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -117,6 +117,26 @@ def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimi
     return df.withColumn(REASON, reason).drop("_msg", "_size", CORRUPT_COL)
 
 
+def mark_duplicates(parsed: DataFrame, already_scored: DataFrame | None = None) -> DataFrame:
+    """Give repeated transaction ids a ``reason`` so they are recorded, not scored twice.
+
+    Within the batch the first occurrence (lowest partition, offset) is kept; ids
+    found in ``already_scored`` (transaction_id, batch_id of earlier batches) are
+    duplicates of a row scored before.
+    """
+    valid = F.col(REASON).isNull()
+    window = Window.partitionBy(ID_COL).orderBy("kafka_partition", "kafka_offset")
+    df = parsed.withColumn("_occurrence", F.when(valid, F.row_number().over(window)))
+    reason = F.when(valid & (F.col("_occurrence") > 1), F.lit("duplicate transaction_id: repeated within the batch"))
+    if already_scored is not None:
+        seen = already_scored.select(F.col(ID_COL), F.col("batch_id").alias("_seen_in")).dropDuplicates([ID_COL])
+        df = df.join(seen, ID_COL, "left")
+        reason = reason.when(valid & F.col("_seen_in").isNotNull(),
+                             F.concat(F.lit("duplicate transaction_id: already scored in batch "), F.col("_seen_in")))
+    columns = [c for c in parsed.columns]
+    return df.withColumn(REASON, reason.otherwise(F.col(REASON))).select(*columns)
+
+
 def score_transactions(parsed: DataFrame, score_udf, feature_names: list[str] = FEATURES) -> DataFrame:
     """Add the ``prediction`` struct; invalid rows get null features (never raw garbage)."""
     valid = F.col(REASON).isNull()
@@ -193,12 +213,32 @@ class MicroBatchWriter:
         self.limits = ValidationLimits.from_config(cfg)
         self.keep_features = [c for c in cfg.get("stream.prediction_features") if c in FEATURES]
         self.paths = {t: cfg.table_path(t) for t in ("predictions", "quarantine", "batch_metrics")}
+        self.deduplicate = cfg.get("stream.deduplicate")
+        self.lookback_minutes = cfg.get("stream.dedupe_lookback_minutes")
+
+    def already_scored(self, spark: SparkSession, batch_id: int, now: datetime) -> DataFrame | None:
+        """Ids scored by earlier batches within the look-back window (None if disabled or no table yet).
+
+        Rows of this same batch id are excluded: after a crash the batch is replayed,
+        and its own earlier (skipped) write must not count as a duplicate.
+        """
+        from delta.tables import DeltaTable
+
+        if self.lookback_minutes <= 0 or not DeltaTable.isDeltaTable(spark, self.paths["predictions"]):
+            return None
+        since = now.timestamp() - 60.0 * self.lookback_minutes
+        return (spark.read.format("delta").load(self.paths["predictions"])
+                .filter((F.col("batch_id") < batch_id) & (F.col("scored_at") >= F.lit(datetime.fromtimestamp(since, timezone.utc))))
+                .select(ID_COL, "batch_id"))
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.time()
         started_at = datetime.fromtimestamp(started, timezone.utc)
         spark = batch_df.sparkSession
-        scored = score_transactions(parse_transactions(batch_df, self.limits), self.score_udf)
+        parsed = parse_transactions(batch_df, self.limits)
+        if self.deduplicate:
+            parsed = mark_duplicates(parsed, self.already_scored(spark, batch_id, started_at))
+        scored = score_transactions(parsed, self.score_udf)
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             stats = batch_statistics(scored)

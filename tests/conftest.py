@@ -64,3 +64,36 @@ def spark(base_config: Config):
     session = build_spark(base_config.with_overrides(["spark.master=local[2]"], env={}), app_name="fraud-ml-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(base_config: Config, session_dir: Path):
+    """One real KRaft broker for the whole test session, on free ports."""
+    from fraud_ml.kafka_local import LocalKafkaBroker, free_port
+
+    broker = LocalKafkaBroker(
+        jars_dir=Path(base_config.get("kafka.local.jars_dir")),
+        data_dir=session_dir / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        heap="384m",
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def registered_champion(spark, base_config: Config, session_dir: Path):
+    """A small XGBoost champion trained on synthetic rows and registered @champion (once per session)."""
+    from fraud_ml.prepare import prepare_splits
+    from fraud_ml.training import load_splits, train_champion
+
+    cfg = base_config.with_overrides(
+        [f"delta.root={session_dir / 'champion_delta'}", "data.synthetic_rows=6000", "data.synthetic_fraud_rate=0.02",
+         "train.xgboost.n_estimators=40"],
+        env={},
+    )
+    prepare_splits(spark, cfg)
+    result = train_champion(load_splits(spark, cfg), cfg)
+    return result

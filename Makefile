@@ -1,0 +1,70 @@
+# fraud-ml: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+ARGS ?=
+CONF ?= conf/local.yaml
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: help venv install jars kafka-start kafka-stop kafka-status prepare train stream produce dashboard \
+        demo test test-fast bench clean distclean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q -e ".[models,gan,dashboard,notebooks,test]"
+	touch $@
+
+venv install: $(VENV)/.installed  ## create the virtualenv and install the package with all extras
+
+var/jars/.resolved: spark/pom.xml | $(VENV)/.installed
+	$(PY) -m fraud_ml.jars resolve
+	touch $@
+
+jars: var/jars/.resolved  ## resolve Kafka, Spark-Kafka and Delta jars with Maven (offline afterwards)
+
+kafka-start: jars  ## start the local KRaft broker and wait until it is ready
+	$(PY) jobs/kafka_local.py start --conf $(CONF) $(ARGS)
+
+kafka-stop:  ## stop the local broker
+	$(PY) jobs/kafka_local.py stop --conf $(CONF)
+
+kafka-status:
+	$(PY) jobs/kafka_local.py status --conf $(CONF)
+
+prepare: jars  ## split the data (synthetic, or ARGS="--input creditcard.csv") into Delta tables
+	$(PY) jobs/prepare_data.py --conf $(CONF) $(ARGS)
+
+train: jars  ## train and register the XGBoost champion
+	$(PY) jobs/train.py --conf $(CONF) $(ARGS)
+
+stream: jars  ## run the streaming scorer (Ctrl-C to stop)
+	$(PY) jobs/stream_score.py --conf $(CONF) $(ARGS)
+
+produce: $(VENV)/.installed  ## replay the test split into Kafka (ARGS="--rate 1000")
+	$(PY) jobs/produce.py --conf $(CONF) $(ARGS)
+
+dashboard: $(VENV)/.installed  ## open the Streamlit dashboard
+	$(PY) -m streamlit run dashboard/app.py --server.headless true -- --conf $(CONF)
+
+demo: jars  ## the whole demo (ARGS="--transactions 20000 --no-dashboard" for headless)
+	$(PY) jobs/demo.py --conf $(CONF) $(ARGS)
+
+test: jars  ## the whole test suite (real broker, Spark, Delta, MLflow)
+	$(PY) -m pytest $(ARGS)
+
+test-fast: $(VENV)/.installed  ## unit tests only (no broker)
+	$(PY) -m pytest -m "not integration and not slow" $(ARGS)
+
+clean:  ## remove local data, tables, checkpoints and MLflow store (keeps venv and jars)
+	-$(PY) jobs/kafka_local.py stop --conf $(CONF) 2>/dev/null
+	rm -rf var/delta var/checkpoints var/kafka var/mlflow var/reports
+
+distclean: clean
+	rm -rf $(VENV) var spark/target

@@ -1,0 +1,166 @@
+"""The whole demo in one process: broker, data, champion, stream, replay, summary, dashboard.
+
+Used by ``make demo``. Everything it starts it stops again (a broker that was
+already running is left running).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from fraud_ml.config import PROJECT_ROOT, Config
+from fraud_ml.errors import FraudMLError, KafkaUnavailableError
+from fraud_ml.jars import resolve as resolve_jars
+from fraud_ml.kafka_local import LocalKafkaBroker, admin_client, check_reachable, create_topic
+from fraud_ml.prepare import prepare_splits
+from fraud_ml.producer import replay, replay_frame
+from fraud_ml.report import RunSummary, summarize
+from fraud_ml.session import build_spark
+from fraud_ml.streaming import start_stream
+from fraud_ml.training import load_splits, train_champion
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TABLES = ("predictions", "batch_metrics", "quarantine")
+
+
+@dataclass
+class DemoOptions:
+    """What ``make demo ARGS=...`` can change."""
+
+    transactions: int = 20000
+    rate: float = 0.0
+    dashboard: bool = True
+    wait_timeout_s: float = 900.0
+
+
+def table_rows(path: str) -> int:
+    """Row count of a Delta table via ``deltalake`` (0 when it does not exist yet)."""
+    try:
+        return DeltaTable(path).to_pyarrow_dataset().count_rows()
+    except Exception:  # TableNotFoundError before the first commit
+        return 0
+
+
+def accounted_rows(cfg: Config) -> int:
+    """Rows whose micro-batch is complete: scored + quarantined, summed over ``batch_metrics``."""
+    try:
+        metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas(columns=["rows", "quarantined"])
+    except Exception:
+        return 0
+    return int(metrics["rows"].sum() + metrics["quarantined"].sum())
+
+
+def reset_outputs(cfg: Config) -> None:
+    """Remove the previous demo's output tables, checkpoint and topic so counts start at zero."""
+    for table in OUTPUT_TABLES:
+        path = cfg.table_path(table)
+        if "://" not in path:
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(cfg.get("stream.checkpoint_dir"), ignore_errors=True)
+    admin = admin_client(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
+    topic = cfg.get("kafka.topic")
+    if topic in admin.list_topics(timeout=10).topics:
+        admin.delete_topics([topic])[topic].result(timeout=30)
+        deadline = time.monotonic() + 30
+        while topic in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query, since: float | None = None) -> float:
+    """Block until ``batch_metrics`` accounts for ``expected`` rows; return seconds to the first scored row."""
+    started, first_row_at = since or time.monotonic(), None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if query.exception() is not None:
+            raise FraudMLError(f"the streaming query failed: {str(query.exception()).splitlines()[0]}")
+        if first_row_at is None and table_rows(cfg.table_path("predictions")):
+            first_row_at = time.monotonic()
+        if first_row_at is not None and accounted_rows(cfg) >= expected:
+            return first_row_at - started
+        time.sleep(1.0)
+    raise FraudMLError(f"timed out after {timeout_s:.0f}s waiting for {expected} rows in Delta")
+
+
+def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) -> subprocess.Popen:
+    """``streamlit run dashboard/app.py`` on ``dashboard.port``."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+           "--server.headless", "true", "--server.port", str(cfg.get("dashboard.port")),
+           "--browser.gatherUsageStats", "false", "--"]
+    if conf_path:
+        cmd += ["--conf", conf_path]
+    for item in overrides:
+        cmd += ["--set", item]
+    return subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+
+
+def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
+             overrides: list[str] | None = None) -> RunSummary:
+    """Run the end-to-end demo and return its summary."""
+    t0 = time.monotonic()
+    resolve_jars()
+    broker = LocalKafkaBroker.from_config(cfg)
+    started_broker = False
+    try:
+        check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
+        log.info("using the Kafka broker already running on %s", cfg.get("kafka.bootstrap_servers"))
+    except KafkaUnavailableError:
+        broker.start()
+        started_broker = True
+    spark = query = dashboard = None
+    try:
+        reset_outputs(cfg)
+        spark = build_spark(cfg, "fraud-ml-demo")
+        counts = prepare_splits(spark, cfg)
+        if not cfg.get("data.input"):
+            log.warning("DEMO DATA IS SYNTHETIC (generated with the Kaggle schema): metrics are not real-world results")
+        result = train_champion(load_splits(spark, cfg), cfg)
+        create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"),
+                     cfg.get("kafka.replication_factor"), cfg.kafka_client_options())
+        query = start_stream(spark, cfg, available_now=False)
+        split = cfg.get("producer.split")
+        frame = replay_frame(DeltaTable(cfg.table_path(split)).to_pandas(), options.transactions)
+        log.info("replaying %d transactions from the %s split (%d rows) at %s", len(frame), split,
+                 counts.get(split, {}).get("rows", 0), f"{options.rate:g} tx/s" if options.rate else "full speed")
+        t_replay = time.monotonic()
+        replay(frame, cfg, rate=options.rate)
+        t_first = wait_for_rows(cfg, len(frame), options.wait_timeout_s, query, since=t_replay)
+        predictions = DeltaTable(cfg.table_path("predictions")).to_pandas(
+            columns=["transaction_id", "decision", "label", "batch_id", "kafka_timestamp"])
+        metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas()
+        summary = summarize(predictions, metrics, quarantined=table_rows(cfg.table_path("quarantine")))
+        data_kind = f"REAL data from {cfg.get('data.input')}" if cfg.get("data.input") else "SYNTHETIC demo data"
+        print("\n=== fraud-ml demo summary (" + data_kind + ") ===")
+        print(f"champion           {result.champion.model_uri if result.champion else '-'} "
+              f"(test AP {result.metrics['average_precision']:.3f}, threshold {result.threshold:.3f})")
+        for line in summary.lines():
+            print(line)
+        print(f"cold start         {time.monotonic() - t0:,.0f} s total; first scored row "
+              f"{t_first:,.1f} s after the replay began")
+        if options.dashboard:
+            dashboard = start_dashboard(cfg, conf_path, overrides or [])
+            print(f"\ndashboard on http://localhost:{cfg.get('dashboard.port')} — the stream keeps running; Ctrl-C stops all")
+            try:
+                while dashboard.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return summary
+    finally:
+        if dashboard is not None and dashboard.poll() is None:
+            dashboard.terminate()
+        if query is not None and query.isActive:
+            query.stop()
+        if spark is not None:
+            spark.stop()
+        if started_broker:
+            broker.stop()
+        os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -1,0 +1,75 @@
+import pytest
+
+from fraud_ml.config import load_config, REQUIRED_KEYS, DEFAULT_CONFIG_PATH
+from fraud_ml.errors import ConfigError
+
+
+def test_default_config_has_the_documented_keys():
+    cfg = load_config(env={})
+    for key in REQUIRED_KEYS:
+        assert cfg.get(key) not in (None, "")
+    assert cfg.table_path("predictions").endswith("var/delta/predictions")
+
+
+def test_cluster_config_has_every_local_key():
+    local = load_config(env={}).as_dict()
+    cluster = load_config(DEFAULT_CONFIG_PATH.parent / "cluster.yaml", env={}).as_dict()
+
+    def keys(node, prefix=""):
+        for k, v in node.items():
+            yield prefix + k
+            if isinstance(v, dict) and prefix + k not in ("kafka.security", "spark.conf"):
+                yield from keys(v, prefix + k + ".")
+
+    assert set(keys(local)) <= set(keys(cluster))
+
+
+def test_cli_override_keeps_type():
+    cfg = load_config(overrides=["kafka.partitions=8", "stream.max_abs_feature=50", "kafka.topic=tx-1"], env={})
+    assert cfg.get("kafka.partitions") == 8
+    assert cfg.get("stream.max_abs_feature") == 50.0 and isinstance(cfg.get("stream.max_abs_feature"), float)
+    assert cfg.get("kafka.topic") == "tx-1"
+
+
+def test_env_override_and_cli_precedence():
+    env = {"FRAUD_ML__KAFKA__TOPIC": "from-env", "FRAUD_ML__KAFKA__PARTITIONS": "3"}
+    assert load_config(env=env).get("kafka.topic") == "from-env"
+    assert load_config(env=env).get("kafka.partitions") == 3
+    assert load_config(overrides=["kafka.topic=from-cli"], env=env).get("kafka.topic") == "from-cli"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("kafka.topc=x", "did you mean 'kafka.topic'"),
+    ("kafka.partitions=many", "expects int"),
+    ("stream.fail_on_data_loss=maybe", "expects bool"),
+    ("nosuch.key=1", "unknown config section"),
+    ("novalue", "must look like"),
+])
+def test_bad_overrides_fail_with_one_clear_message(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override], env={})
+
+
+def test_free_form_sections_accept_new_keys():
+    cfg = load_config(overrides=["kafka.security.security.protocol=SASL_SSL"], env={})
+    assert cfg.kafka_client_options() == {"security.protocol": "SASL_SSL"}
+
+
+def test_env_interpolation_and_required_keys(tmp_path, monkeypatch):
+    conf = tmp_path / "c.yaml"
+    conf.write_text(DEFAULT_CONFIG_PATH.read_text().replace("topic: transactions", "topic: ${TOPIC_NAME:-fallback}"))
+    assert load_config(conf, env={}).get("kafka.topic") == "fallback"
+    monkeypatch.setenv("TOPIC_NAME", "secret-topic")
+    assert load_config(conf, env={}).get("kafka.topic") == "secret-topic"
+    conf.write_text(DEFAULT_CONFIG_PATH.read_text().replace("model_name: fraud-xgboost", "model_name: ''"))
+    with pytest.raises(ConfigError, match="mlflow.model_name"):
+        load_config(conf, env={})
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,47 @@
+"""Jobs fail with one clear line, not a Java stack trace, on the common mistakes."""
+import subprocess
+import sys
+
+import pytest
+
+from fraud_ml.config import PROJECT_ROOT
+
+
+def run_job(*args, timeout=240):
+    proc = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stderr.strip().splitlines()
+
+
+def test_mistyped_config_key():
+    code, err = run_job("jobs/produce.py", "--set", "kafka.topik=x")
+    assert code == 2 and err[-1].startswith("error: unknown config key 'kafka.topik'")
+    assert "did you mean 'kafka.topic'" in err[-1]
+
+
+def test_wrong_type_in_env(monkeypatch):
+    monkeypatch.setenv("FRAUD_ML__KAFKA__PARTITIONS", "four")
+    code, err = run_job("jobs/kafka_local.py", "status")
+    assert code == 2 and "expects int" in err[-1]
+
+
+def test_unreachable_broker(tmp_path):
+    code, err = run_job("jobs/stream_score.py", "--set", "kafka.bootstrap_servers=127.0.0.1:1",
+                        "--set", f"delta.root={tmp_path}")
+    assert code == 2 and "Kafka broker unreachable at 127.0.0.1:1" in err[-1]
+    assert not any(line.lstrip().startswith("at org.apache") for line in err)
+
+
+def test_wrong_input_columns(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    code, err = run_job("jobs/prepare_data.py", "--input", str(bad), "--set", f"delta.root={tmp_path / 'd'}")
+    assert code == 2 and "does not have the Kaggle creditcard columns" in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.integration
+def test_missing_model_alias(kafka_broker, tmp_path):
+    code, err = run_job("jobs/stream_score.py", "--set", f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+                        "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}",
+                        "--set", f"delta.root={tmp_path}", "--set", "kafka.topic=no-model")
+    assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]
