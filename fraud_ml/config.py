@@ -140,6 +140,15 @@ def _interpolate(node: Any) -> Any:
 
 
 def _set_checked(data: dict, key: str, raw: str, origin: str) -> None:
+    for free in FREE_FORM_KEYS:  # e.g. kafka.security.sasl.mechanism: the leaf name itself has dots
+        if key.startswith(free + "."):
+            section = data
+            for part in free.split("."):
+                section = section.setdefault(part, {}) if isinstance(section, dict) else None
+            if not isinstance(section, dict):
+                raise ConfigError(f"config key '{free}' must be a mapping ({origin})")
+            section[key[len(free) + 1:]] = raw
+            return
     parts = key.split(".")
     node = data
     for depth, part in enumerate(parts[:-1]):
@@ -148,15 +157,11 @@ def _set_checked(data: dict, key: str, raw: str, origin: str) -> None:
             raise ConfigError(f"unknown config section '{prefix}' ({origin}){_suggest(prefix, data)}")
         node = node[part]
     leaf = parts[-1]
-    parent = ".".join(parts[:-1])
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     if leaf not in node:
-        if parent in FREE_FORM_KEYS:
-            node[leaf] = raw if not isinstance(value, (str, int, float, bool)) else value
-            return
         raise ConfigError(f"unknown config key '{key}' ({origin}){_suggest(key, data)}")
     node[leaf] = _coerce(key, node[leaf], value, raw, origin)
 

@@ -67,8 +67,8 @@ def extract_creditcard(spark: SparkSession, path: str, drop_duplicates: bool = T
     mapping = resolve_columns(raw.columns)
     df = raw.select([F.col(f"`{src}`").alias(dst) for src, dst in mapping.items()])
     typed = df.select(
-        *[F.col(c).cast(T.DoubleType()).alias(c) for c in FEATURES],
-        F.col(LABEL).cast(T.DoubleType()).alias(LABEL),
+        *[F.col(c).try_cast(T.DoubleType()).alias(c) for c in FEATURES],
+        F.col(LABEL).try_cast(T.DoubleType()).alias(LABEL),
     )
     bad = typed.filter(
         F.greatest(*[F.col(c).isNull().cast("int") for c in KAGGLE_COLUMNS]) == 1
