@@ -9,8 +9,9 @@ CONF ?= conf/local.yaml
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv install jars kafka-start kafka-stop kafka-status prepare train stream produce dashboard \
-        demo test test-fast bench clean distclean
+.PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain \
+        stream produce drift dashboard demo test test-fast bench bench-capacity bench-latency compose-config \
+        clean distclean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +30,9 @@ var/jars/.resolved: spark/pom.xml | $(VENV)/.installed
 
 jars: var/jars/.resolved  ## resolve Kafka, Spark-Kafka and Delta jars with Maven (offline afterwards)
 
+browser:  ## headless Chromium for the dashboard browser test (Debian package; no-op when present)
+	bash scripts/install_browser.sh
+
 kafka-start: jars  ## start the local KRaft broker and wait until it is ready
 	$(PY) jobs/kafka_local.py start --conf $(CONF) $(ARGS)
 
@@ -41,8 +45,14 @@ kafka-status:
 prepare: jars  ## split the data (synthetic, or ARGS="--input creditcard.csv") into Delta tables
 	$(PY) jobs/prepare_data.py --conf $(CONF) $(ARGS)
 
+synthesize: jars  ## synthetic frauds + quality report (ARGS="--method smote|wgan|cwgan")
+	$(PY) jobs/synthesize.py --conf $(CONF) $(ARGS)
+
 train: jars  ## train and register the XGBoost champion
 	$(PY) jobs/train.py --conf $(CONF) $(ARGS)
+
+retrain: jars  ## train a challenger; move @champion only if it beats the champion by the margin
+	$(PY) jobs/retrain.py --conf $(CONF) $(ARGS)
 
 stream: jars  ## run the streaming scorer (Ctrl-C to stop)
 	$(PY) jobs/stream_score.py --conf $(CONF) $(ARGS)
@@ -50,17 +60,32 @@ stream: jars  ## run the streaming scorer (Ctrl-C to stop)
 produce: $(VENV)/.installed  ## replay the test split into Kafka (ARGS="--rate 1000")
 	$(PY) jobs/produce.py --conf $(CONF) $(ARGS)
 
+drift: $(VENV)/.installed  ## PSI drift of scores and top features into the drift Delta table
+	$(PY) jobs/drift.py --conf $(CONF) $(ARGS)
+
 dashboard: $(VENV)/.installed  ## open the Streamlit dashboard
 	$(PY) -m streamlit run dashboard/app.py --server.headless true -- --conf $(CONF)
 
 demo: jars  ## the whole demo (ARGS="--transactions 20000 --no-dashboard" for headless)
 	$(PY) jobs/demo.py --conf $(CONF) $(ARGS)
 
-test: jars  ## the whole test suite (real broker, Spark, Delta, MLflow)
+test: jars browser  ## the whole test suite (real broker, Spark, Delta, MLflow, Chromium)
 	$(PY) -m pytest $(ARGS)
 
 test-fast: $(VENV)/.installed  ## unit tests only (no broker)
 	$(PY) -m pytest -m "not integration and not slow" $(ARGS)
+
+bench: bench-capacity bench-latency  ## the streaming benchmark (capacity, then 1,000 and 10,000 tx/s)
+
+bench-capacity: jars  ## backlog of 1,000,000 transactions, as fast as possible
+	$(PY) jobs/bench.py --mode capacity $(ARGS)
+
+bench-latency: jars  ## offered load 1,000 tx/s, then 10,000 tx/s
+	$(PY) jobs/bench.py --mode latency --offered-tps 1000 $(ARGS)
+	$(PY) jobs/bench.py --mode latency --offered-tps 10000 $(ARGS)
+
+compose-config:  ## validate docker-compose.yml statically (docker compose config, where the client runs)
+	docker compose -f docker-compose.yml --env-file .env.example config -q
 
 clean:  ## remove local data, tables, checkpoints and MLflow store (keeps venv and jars)
 	-$(PY) jobs/kafka_local.py stop --conf $(CONF) 2>/dev/null
