@@ -29,7 +29,6 @@ import logging
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds

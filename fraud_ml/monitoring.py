@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 
 from fraud_ml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fraud_ml.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -663,7 +666,7 @@ class DashboardSettings:
     psi_warning: float = 0.2
 
     @classmethod
-    def from_config(cls, cfg) -> "DashboardSettings":
+    def from_config(cls, cfg: "Config") -> "DashboardSettings":
         """Read ``dashboard.*`` (missing keys take the defaults above) and validate them."""
         settings = cls(
             predictions_path=cfg.table_path("predictions"),
