@@ -90,16 +90,21 @@ def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query, since: fl
     raise FraudMLError(f"timed out after {timeout_s:.0f}s waiting for {expected} rows in Delta")
 
 
-def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) -> subprocess.Popen:
-    """``streamlit run dashboard/app.py`` on ``dashboard.port``."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-           "--server.headless", "true", "--server.port", str(cfg.get("dashboard.port")),
-           "--browser.gatherUsageStats", "false", "--"]
-    if conf_path:
-        cmd += ["--conf", conf_path]
+def _config_args(conf_path: str | None, overrides: list[str]) -> list[str]:
+    args = ["--conf", conf_path] if conf_path else []
     for item in overrides:
-        cmd += ["--set", item]
-    return subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+        args += ["--set", item]
+    return args
+
+
+def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) -> list[subprocess.Popen]:
+    """``streamlit run dashboard/app.py`` on ``dashboard.port``, plus the drift job refreshing every minute."""
+    app = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+           "--server.headless", "true", "--server.port", str(cfg.get("dashboard.port")),
+           "--browser.gatherUsageStats", "false", "--", *_config_args(conf_path, overrides)]
+    drift = [sys.executable, str(PROJECT_ROOT / "jobs" / "drift.py"), "--every", "60",
+             *_config_args(conf_path, overrides)]
+    return [subprocess.Popen(app, cwd=PROJECT_ROOT), subprocess.Popen(drift, cwd=PROJECT_ROOT)]
 
 
 def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
@@ -115,7 +120,8 @@ def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
     except KafkaUnavailableError:
         broker.start()
         started_broker = True
-    spark = query = dashboard = None
+    spark = query = None
+    dashboard: list[subprocess.Popen] = []
     try:
         reset_outputs(cfg)
         spark = build_spark(cfg, "fraud-ml-demo")
@@ -149,14 +155,15 @@ def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
             dashboard = start_dashboard(cfg, conf_path, overrides or [])
             print(f"\ndashboard on http://localhost:{cfg.get('dashboard.port')} — the stream keeps running; Ctrl-C stops all")
             try:
-                while dashboard.poll() is None:
+                while dashboard[0].poll() is None:
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
         return summary
     finally:
-        if dashboard is not None and dashboard.poll() is None:
-            dashboard.terminate()
+        for proc in dashboard:
+            if proc.poll() is None:
+                proc.terminate()
         if query is not None and query.isActive:
             query.stop()
         if spark is not None:
