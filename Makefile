@@ -10,7 +10,8 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain \
-        stream produce drift dashboard demo test test-fast bench bench-capacity bench-latency compose-config \
+        stream produce drift dashboard demo test test-fast bench bench-capacity bench-latency cluster test-cluster compose-build compose-up \
+        compose-down compose-config \
         clean distclean
 
 help:  ## list targets
@@ -83,6 +84,21 @@ bench-capacity: jars  ## backlog of 1,000,000 transactions, as fast as possible
 bench-latency: jars  ## offered load 1,000 tx/s, then 10,000 tx/s
 	$(PY) jobs/bench.py --mode latency --offered-tps 1000 $(ARGS)
 	$(PY) jobs/bench.py --mode latency --offered-tps 10000 $(ARGS)
+
+cluster:  ## a local standalone Spark master + worker (Ctrl-C stops them)
+	$(PY) -m fraud_ml.cluster
+
+test-cluster: jars  ## the job against a real local standalone cluster
+	$(PY) -m pytest tests/test_standalone_cluster.py $(ARGS)
+
+compose-build:  ## build the images of the full stack (needs a Docker engine)
+	docker compose build
+
+compose-up:  ## start the full stack: Kafka, Spark, MLflow + PostgreSQL + MinIO, stream, dashboard
+	docker compose up -d
+
+compose-down:
+	docker compose down
 
 compose-config:  ## validate docker-compose.yml statically (docker compose config, where the client runs)
 	docker compose -f docker-compose.yml --env-file .env.example config -q

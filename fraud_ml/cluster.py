@@ -202,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=None, help="logs and executor work folders (default: a temp folder)")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # SIGTERM (kill, docker stop) and SIGINT (even when started in the background, where
+    # SIGINT is ignored by default) both stop the cluster instead of orphaning the JVMs.
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     try:
         cluster = start_cluster(args.work_dir, workers=args.workers, cores=args.cores, memory=args.memory,
                                 host=args.host, timeout=args.timeout)

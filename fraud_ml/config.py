@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "conf" / "local.yaml"
 ENV_PREFIX = "FRAUD_ML__"
 # Maps whose keys are user-defined: overrides may add keys below these.
-FREE_FORM_KEYS = ("kafka.security", "spark.conf")
+FREE_FORM_KEYS = ("spark.conf",)
 REQUIRED_KEYS = (
     "kafka.bootstrap_servers",
     "kafka.topic",
@@ -76,8 +76,16 @@ class Config:
         return join_path(self.get("delta.root"), name)
 
     def kafka_client_options(self) -> dict[str, str]:
-        """Security/client settings shared by the producer and the Spark source."""
-        return {str(k): str(v) for k, v in (self.get("kafka.security", {}) or {}).items()}
+        """``kafka.security`` as librdkafka properties (producer, admin client)."""
+        from fraud_ml.kafka_security import librdkafka_options
+
+        return librdkafka_options(self.get("kafka.security"))
+
+    def kafka_java_options(self) -> dict[str, str]:
+        """``kafka.security`` as Java client properties (the Spark Kafka source)."""
+        from fraud_ml.kafka_security import java_client_options
+
+        return java_client_options(self.get("kafka.security"))
 
 
 def join_path(root: str, name: str) -> str:

@@ -59,7 +59,7 @@ def kafka_source_options(cfg: Config) -> dict[str, str]:
     }
     if cfg.get("stream.min_partitions"):
         options["minPartitions"] = str(cfg.get("stream.min_partitions"))
-    options.update({f"kafka.{k}": v for k, v in cfg.kafka_client_options().items()})
+    options.update({f"kafka.{k}": v for k, v in cfg.kafka_java_options().items()})
     return options
 
 

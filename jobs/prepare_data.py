@@ -1,7 +1,7 @@
 """Split the input 60/20/20 (stratified, seeded) into train/validation/test Delta tables.
 
     python jobs/prepare_data.py [--input creditcard.csv] [--conf conf/local.yaml] [--set key=value ...]
-    spark-submit --jars "$(python -m fraud_ml.jars --csv)" jobs/prepare_data.py --input s3a://bucket/creditcard.csv
+    spark-submit --jars "$(python -m fraud_ml.jars --csv)" jobs/prepare_data.py --input /shared/creditcard.csv
 
 Without --input (and with data.input empty) the clearly labelled SYNTHETIC generator is used.
 """
