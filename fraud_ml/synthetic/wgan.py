@@ -177,7 +177,8 @@ class WGANGP:
                  lr: float = 1e-4, betas: Sequence[float] = (0.0, 0.9), n_critic: int = 5,
                  gp_lambda: float = 10.0, conditional: bool = False, balance_classes: bool = True,
                  log_amount: bool = True, device: str = "auto", seed: int = 42, progress: bool = True,
-                 mlflow_logging: bool | None = None, checkpoint_dir: str | None = None) -> None:
+                 mlflow_logging: bool | None = None, checkpoint_dir: str | None = None,
+                 num_threads: int = 0) -> None:
         self.latent_dim = int(latent_dim)
         self.generator_hidden = [int(h) for h in generator_hidden]
         self.critic_hidden = [int(h) for h in critic_hidden]
@@ -195,6 +196,7 @@ class WGANGP:
         self.progress = progress
         self.mlflow_logging = mlflow_logging
         self.checkpoint_dir = checkpoint_dir
+        self.num_threads = int(num_threads or 0)
         if len(self.betas) != 2:
             raise ValueError(f"betas must have two values, got {betas}")
         if self.epochs < 1 or self.batch_size < 1 or self.n_critic < 1:
@@ -210,7 +212,20 @@ class WGANGP:
 
     # ------------------------------------------------------------------ training
     def fit(self, X: pd.DataFrame | np.ndarray, y: Sequence[int] | np.ndarray | None = None) -> "WGANGP":
-        """Train on the rows of ``X`` (FEATURES); ``y`` (labels) is required when conditional."""
+        """Train on the rows of ``X`` (FEATURES); ``y`` (labels) is required when conditional.
+
+        On the CPU, ``num_threads`` > 0 caps torch's intra-op threads during the fit
+        (small MLPs run fastest on one thread, especially on a shared machine).
+        """
+        previous_threads = torch.get_num_threads()
+        if self.num_threads > 0 and resolve_device(self.device).type == "cpu":
+            torch.set_num_threads(self.num_threads)
+        try:
+            return self._fit(X, y)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def _fit(self, X: pd.DataFrame | np.ndarray, y: Sequence[int] | np.ndarray | None) -> "WGANGP":
         columns = list(X.columns) if isinstance(X, pd.DataFrame) else list(FEATURES)
         if isinstance(X, pd.DataFrame) and set(FEATURES) <= set(X.columns):
             columns = list(FEATURES)
@@ -242,7 +257,8 @@ class WGANGP:
         self.n_features_in_ = len(columns)
         self.scaler_ = FeatureScaler(self.log_amount).fit(raw, columns)
         n_classes = len(self.classes_)
-        self.generator_ = Generator(self.latent_dim, self.n_features_in_, self.generator_hidden, n_classes).to(self.device_)
+        self.generator_ = Generator(self.latent_dim, self.n_features_in_, self.generator_hidden,
+                                    n_classes).to(self.device_)
         self.critic_ = Critic(self.n_features_in_, self.critic_hidden, n_classes).to(self.device_)
         self._opt_g = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=self.betas)
         self._opt_d = torch.optim.Adam(self.critic_.parameters(), lr=self.lr, betas=self.betas)
@@ -401,25 +417,24 @@ class WGANGP:
     @torch.no_grad()
     def wasserstein_estimate(self, X_real: pd.DataFrame | np.ndarray, y: Sequence[int] | None = None,
                              random_state: int = 0) -> float:
-        """The critic's estimate E[D(real)] - E[D(fake)] on ``X_real`` vs as many generated rows."""
+        """The critic's estimate E[D(real)] - E[D(fake)] on ``X_real`` vs as many generated rows.
+
+        Conditional model: ``y`` gives the labels of ``X_real`` (default: all 1) and
+        the generated rows get the same labels.
+        """
         self._check_fitted()
         real = torch.as_tensor(self.scaler_.transform(feature_matrix(X_real, self.feature_names_in_)),
                                device=self.device_)
         rng = torch.Generator(device=self.device_)
         rng.manual_seed(int(random_state))
+        onehot = None
         if self.conditional:
-            label = 1 if y is None else None
-            if y is not None:
-                codes = torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y).astype(int)))
-                onehot = torch.nn.functional.one_hot(codes, len(self.classes_)).float().to(self.device_)
-                z = torch.randn(len(real), self.latent_dim, device=self.device_, generator=rng)
-                fake = self.generator_(z, onehot)
-                return float(self.critic_(real, onehot).mean() - self.critic_(fake, onehot).mean())
-            onehot = self._labels(len(real), label)
-            fake = self._generate_scaled(len(real), label, rng)
-            return float(self.critic_(real, onehot).mean() - self.critic_(fake, onehot).mean())
-        fake = self._generate_scaled(len(real), None, rng)
-        return float(self.critic_(real).mean() - self.critic_(fake).mean())
+            labels = np.ones(len(real), dtype=int) if y is None else np.asarray(y).astype(int)
+            codes = torch.as_tensor(np.searchsorted(self.classes_, labels))
+            onehot = torch.nn.functional.one_hot(codes, len(self.classes_)).float().to(self.device_)
+        z = torch.randn(len(real), self.latent_dim, device=self.device_, generator=rng)
+        fake = self.generator_(z, onehot)
+        return float(self.critic_(real, onehot).mean() - self.critic_(fake, onehot).mean())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, include_critic: bool = True) -> Path:
