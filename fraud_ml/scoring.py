@@ -1,7 +1,7 @@
 """Scoring UDFs that run the registered champion (an ``mlflow.pyfunc`` model) inside Spark.
 
 ``cached`` (default): the pinned model version is downloaded once on the driver,
-shipped to executors with ``SparkContext.addFile`` and loaded through
+shipped to executors as an archive (``SparkContext.addArchive``) and loaded through
 ``mlflow.pyfunc.load_model`` once per Python worker (module-level cache), so no
 task pays the model load. ``spark_udf``: ``mlflow.pyfunc.spark_udf`` as shipped.
 Both return a struct ``<probability double, decision int, reasons string>``.
@@ -9,6 +9,8 @@ Both return a struct ``<probability double, decision int, reasons string>``.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import uuid
 from typing import Any, Callable
@@ -62,10 +64,13 @@ def build_scoring_udf(spark: SparkSession, model_uri: str, impl: str = "cached",
 
     import mlflow.artifacts
 
-    shipped_name = f"fraud-model-{uuid.uuid4().hex[:12]}"
-    local_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                    dst_path=f"{tempfile.mkdtemp(prefix='fraud-ml-')}/{shipped_name}")
-    spark.sparkContext.addFile(local_dir, recursive=True)
+    # One archive per query: Spark ships it to every executor and unpacks it there
+    # (addFile cannot ship a local directory outside local mode).
+    workdir = tempfile.mkdtemp(prefix="fraud-ml-")
+    model_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=f"{workdir}/model")
+    archive = shutil.make_archive(f"{workdir}/fraud-model-{uuid.uuid4().hex[:12]}", "zip", model_dir)
+    shipped_name = os.path.basename(archive)
+    spark.sparkContext.addArchive(archive)
     log.info("shipping %s to executors as %s", model_uri, shipped_name)
 
     @F.pandas_udf(PREDICTION_SCHEMA)

@@ -223,3 +223,35 @@ def test_prepare_data_runs_on_the_cluster(cluster: StandaloneCluster, cluster_co
     probe_table = read_delta(Path(result["target"]))
     assert len(probe_table) == len(splits["train"])
     assert set(probe_table["python"]) == {sys.executable}, "worker Python tasks did not use the venv interpreter"
+
+
+STREAM = ClusterJob(name="stream_score", argv=["jobs/stream_score.py", "--available-now"])
+
+
+def test_stream_score_runs_on_the_cluster(cluster: StandaloneCluster, cluster_conf: Path, tmp_path: Path,
+                                          kafka_broker, registered_champion, base_config):
+    """The streaming job, unchanged, with --master spark://...: Kafka -> pyfunc UDF on executors -> Delta."""
+    from fraud_ml.kafka_local import create_topic
+    from fraud_ml.producer import replay, replay_frame
+
+    topic = "cluster-stream"
+    cfg = base_config.with_overrides([f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+                                      f"kafka.topic={topic}"], env={})
+    create_topic(kafka_broker.bootstrap_servers, topic, 2)
+    champion_root = base_config.get("delta.root").replace("/delta", "/champion_delta")
+    frame = replay_frame(read_delta(Path(champion_root) / "test"), 600)
+    replay(frame, cfg, rate=0)
+    job = ClusterJob(name=STREAM.name, argv=STREAM.argv, overrides=[
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}", "kafka.partitions=2",
+        f"mlflow.tracking_uri={base_config.get('mlflow.tracking_uri')}",
+        f"mlflow.artifact_location={base_config.get('mlflow.artifact_location')}"])
+    run = run_on_cluster(cluster, cluster_conf, job, app_name="fraud-ml-stream")
+    assert_ran_executors(run)
+    print(f"stream_score on the cluster: {run.seconds:.0f}s")
+    preds = read_delta(tmp_path / "delta" / "predictions")
+    assert len(preds) == 600 and preds["transaction_id"].is_unique
+    assert set(preds["transaction_id"]) == set(frame["transaction_id"])
+    assert preds["probability"].between(0, 1).all()
+    assert set(preds["model_version"]) == {registered_champion.champion.version}
+    metrics = read_delta(tmp_path / "delta" / "batch_metrics")
+    assert metrics["rows"].sum() == 600
