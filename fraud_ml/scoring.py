@@ -60,7 +60,13 @@ def build_scoring_udf(spark: SparkSession, model_uri: str, impl: str = "cached",
         import mlflow.pyfunc
 
         udf = mlflow.pyfunc.spark_udf(spark, model_uri=model_uri, result_type=PREDICTION_SCHEMA, env_manager="local")
-        return lambda *cols: udf(F.struct(*[c.alias(n) for c, n in zip(cols, feature_names)]))
+
+        def apply(*cols: Column) -> Column:
+            out = udf(F.struct(*[c.alias(n) for c, n in zip(cols, feature_names)]))
+            # spark_udf casts a string field's None to the text "None": keep it null.
+            return out.withField("reasons", F.when(out["reasons"] != F.lit("None"), out["reasons"]))
+
+        return apply
 
     import mlflow.artifacts
 

@@ -1,24 +1,76 @@
-"""Train the XGBoost champion, choose its threshold on validation, evaluate on test,
-and register it in MLflow as ``<mlflow.model_name>@<mlflow.alias>``.
+"""The training experiment: the model zoo (DecisionTree, RandomForest, XGBoost, CatBoost,
+LightGBM x data variants plain / SMOTE / WGAN-GP), the XGBoost hyperparameter search,
+then the champion: trained with the best params, threshold chosen on validation,
+evaluated on the real test split and registered as ``<mlflow.model_name>@<mlflow.alias>``.
+Everything lands in one MLflow experiment under one parent run; the comparison
+table is printed at the end.
 
-    python jobs/train.py [--conf conf/local.yaml] [--set train.xgboost.n_estimators=500 ...]
+    python jobs/train.py [--no-zoo] [--no-tune] [--models dt,xgb] [--variants plain,smote]
+                         [--conf conf/local.yaml] [--set train.tuning.n_iter=5 ...]
 """
+import argparse
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.session import build_spark
-from fraud_ml.training import load_splits, train_champion
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser(__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--zoo", action=argparse.BooleanOptionalAction, default=None,
+                        help="train and compare the model zoo (default: train.zoo.enabled)")
+    parser.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
+                        help="randomized search of the champion's XGBoost params (default: train.tuning.enabled)")
+    parser.add_argument("--models", default=None, help="zoo models, comma separated: dt,rf,xgb,cat,lgbm")
+    parser.add_argument("--variants", default=None, help="zoo data variants, comma separated: plain,smote,wgan,cwgan")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="tqdm progress bar over the zoo (default: train.zoo.progress)")
+    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True,
+                        help="register the champion and point the alias at it (default: yes)")
+    return parser
 
 
 def main(args, cfg) -> int:
-    result = train_champion(load_splits(build_spark(cfg, "fraud-ml-train"), cfg), cfg)
+    import mlflow
+
+    from fraud_ml.session import build_spark
+    from fraud_ml.tracking import setup_mlflow
+    from fraud_ml.training import load_splits, train_champion
+
+    run_zoo_now = cfg.get("train.zoo.enabled") if args.zoo is None else args.zoo
+    tune = cfg.get("train.tuning.enabled") if args.tune is None else args.tune
+    spark = build_spark(cfg, "fraud-ml-train")
+    splits = load_splits(spark, cfg)
+    setup_mlflow(cfg)
+    zoo = tuned = None
+    with mlflow.start_run(run_name="train-experiment") as parent:
+        mlflow.set_tags({"job": "train", "kind": "experiment"})
+        if run_zoo_now:
+            from fraud_ml.zoo import run_zoo
+
+            zoo = run_zoo(splits, cfg, models=args.models, variants=args.variants, spark=spark,
+                          progress=args.progress)
+        if tune:
+            from fraud_ml.tuning import XGBoostTuner
+
+            tuned = XGBoostTuner.from_config(cfg).fit(splits["train"], splits["validation"])
+        result = train_champion(splits, cfg, register=args.register, params=tuned.best_params_ if tuned else None,
+                                tags={"tuned": str(bool(tuned)).lower()})
+        experiment_run = parent.info.run_id
+    if zoo is not None:
+        print(f"\nModel zoo on the real test split ({len(zoo.runs_)} runs, parent run {zoo.parent_run_id_}):\n")
+        print(zoo.report())
+        print()
+    if tuned is not None:
+        print(f"tuning: best of {len(tuned.trials_)} trials, val AP {tuned.best_score_:.4f}: {tuned.best_params_}")
     m = result.metrics
-    print(f"test AP {m['average_precision']:.4f}  ROC AUC {m['roc_auc']:.4f}  threshold {result.threshold:.3f}  "
-          f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}")
+    print(f"champion test AP {m['average_precision']:.4f}  ROC AUC {m['roc_auc']:.4f}  threshold "
+          f"{result.threshold:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}")
     if result.champion:
         print(f"registered {result.champion.model_uri} as @{cfg.get('mlflow.alias')}")
+    print(f"MLflow: experiment '{cfg.get('mlflow.experiment')}', run {experiment_run}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_job(main, job_parser(__doc__)))
+    sys.exit(run_job(main, build_parser()))
