@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Observation
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_ml.config import Config
@@ -25,6 +27,8 @@ from fraud_ml.delta_io import append_idempotent
 from fraud_ml.kafka_local import check_reachable
 from fraud_ml.schema import (BATCH_METRICS_SCHEMA, CORRUPT_COL, FEATURES, ID_COL, MESSAGE_EVENT_TIME,
                              MESSAGE_LABEL, MESSAGE_SCHEMA, PCA_FEATURES, SOURCE_COL)
+
+MESSAGE_SCHEMA_FAST = T.StructType([f for f in MESSAGE_SCHEMA.fields if f.name != CORRUPT_COL])
 from fraud_ml.scoring import build_scoring_udf
 from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
 
@@ -59,6 +63,7 @@ def kafka_source_options(cfg: Config) -> dict[str, str]:
     }
     if cfg.get("stream.min_partitions"):
         options["minPartitions"] = str(cfg.get("stream.min_partitions"))
+    options.update({str(k): str(v) for k, v in (cfg.get("stream.source_options") or {}).items()})
     options.update({f"kafka.{k}": v for k, v in cfg.kafka_java_options().items()})
     return options
 
@@ -85,28 +90,35 @@ def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimi
     Pure transformation. Reasons, first match wins: empty value, oversized
     message, invalid JSON or wrong field type, missing transaction_id, missing or
     null features, non-finite features, out-of-range values. Unknown extra fields
-    are ignored.
+    are ignored. Good rows take a fast parse; only rows that fail it are parsed a
+    second time with a corrupt-record column, to tell bad JSON from missing fields.
     """
     size = F.coalesce(F.length(F.col("value")), F.lit(0))
-    parsed = F.from_json(F.col("value").cast("string"), MESSAGE_SCHEMA,
-                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COL,
-                          "allowNonNumericNumbers": "true"})
+    text = F.col("value").cast("string")
+    fast = F.from_json(text, MESSAGE_SCHEMA_FAST, {"allowNonNumericNumbers": "true"})
+    strict = F.from_json(F.col("_text"), MESSAGE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COL,
+                                                 "allowNonNumericNumbers": "true"})
     df = raw.select(
         F.col("key").cast("string").alias("key"), F.col("value").alias("raw_value"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
-        size.alias("_size"),
-        F.when(size <= limits.max_message_bytes, parsed).alias("_msg"),
+        size.alias("_size"), text.alias("_text"),
+        F.when(size <= limits.max_message_bytes, fast).alias("_msg"),
     ).select("*", "_msg.*")
     missing = _names_where(lambda c: c.isNull(), FEATURES)
     non_finite = _names_where(lambda c: F.isnan(c) | (F.abs(c) == float("inf")), FEATURES)
     too_large = _names_where(lambda c: F.abs(c) > limits.max_abs_feature, PCA_FEATURES)
+    no_id = F.col(ID_COL).isNull() | (F.length(F.trim(F.col(ID_COL))) == 0)
+    # Optional fields present in the text but null after parsing had the wrong type.
+    optional_lost = [F.col(c).isNull() & (F.instr(F.col("_text"), f'"{c}"') > 0)
+                     for c in (MESSAGE_LABEL, MESSAGE_EVENT_TIME, SOURCE_COL)]
+    suspicious = F.col("_msg").isNull() | no_id | (missing != "") | optional_lost[0] | optional_lost[1] | optional_lost[2]
     reason = _first_reason([
         (F.col("_size") == 0, F.lit("empty value")),
         (F.col("_size") > limits.max_message_bytes,
          F.concat(F.lit("oversized message: "), F.col("_size"), F.lit(f" bytes > {limits.max_message_bytes}"))),
-        (F.col("_msg").isNull() | F.col(CORRUPT_COL).isNotNull(), F.lit("invalid JSON or wrong field type")),
-        (F.col(ID_COL).isNull() | (F.length(F.trim(F.col(ID_COL))) == 0), F.lit("missing field: transaction_id")),
+        (suspicious & (strict.isNull() | strict[CORRUPT_COL].isNotNull()), F.lit("invalid JSON or wrong field type")),
+        (no_id, F.lit("missing field: transaction_id")),
         (missing != "", F.concat(F.lit("missing or null field: "), missing)),
         (non_finite != "", F.concat(F.lit("non-finite value in: "), non_finite)),
         (F.col("Amount") < 0, F.lit("out of range: negative Amount")),
@@ -114,7 +126,7 @@ def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimi
         (F.col("Time") < 0, F.lit("out of range: negative Time")),
         (too_large != "", F.concat(F.lit(f"out of range: |value| > {limits.max_abs_feature:g} in "), too_large)),
     ])
-    return df.withColumn(REASON, reason).drop("_msg", "_size", CORRUPT_COL)
+    return df.withColumn(REASON, reason).drop("_msg", "_size", "_text")
 
 
 def mark_duplicates(parsed: DataFrame, already_scored: DataFrame | None = None) -> DataFrame:
@@ -172,19 +184,24 @@ def quarantine_rows(parsed: DataFrame, batch_id: int, at: datetime) -> DataFrame
     )
 
 
-def batch_statistics(scored: DataFrame) -> dict:
-    """Counts and Kafka-timestamp quantiles of a scored batch, in one Spark job."""
+def observe_batch(scored: DataFrame, name: str) -> tuple[DataFrame, Observation]:
+    """Attach counts and Kafka-timestamp quantiles to ``scored``; filled by the write that consumes it.
+
+    This keeps a micro-batch to one pass over Kafka: no cache, no separate count job.
+    """
     valid = F.col(REASON).isNull()
     ts_ms = F.when(valid, F.unix_millis(F.col("kafka_timestamp")))
     lower_quantiles = [round(1 - q, 4) for q in _LATENCY_QUANTILES]  # latency p99 <- oldest 1% of timestamps
-    row = scored.agg(
+    observation = Observation(name)
+    observed = scored.observe(
+        observation,
         F.count(F.when(valid, 1)).alias("rows"),
         F.count(F.when(~valid, 1)).alias("quarantined"),
         F.count(F.when(valid & (F.col(f"{PREDICTION}.decision") == 1), 1)).alias("flagged"),
         F.percentile_approx(ts_ms, lower_quantiles, 10000).alias("ts_quantiles"),
         F.min(ts_ms).alias("ts_min"), F.max(ts_ms).alias("ts_max"),
-    ).first()
-    return row.asDict()
+    )
+    return observed, observation
 
 
 def metrics_row(stats: dict, batch_id: int, model_version: str, started: float, committed: float) -> tuple:
@@ -231,32 +248,33 @@ class MicroBatchWriter:
                 .filter((F.col("batch_id") < batch_id) & (F.col("scored_at") >= F.lit(datetime.fromtimestamp(since, timezone.utc))))
                 .select(ID_COL, "batch_id"))
 
+    def validated(self, batch_df: DataFrame, batch_id: int, now: datetime) -> DataFrame:
+        """Parse, validate and mark duplicates of one micro-batch (lazy)."""
+        parsed = parse_transactions(batch_df, self.limits)
+        if self.deduplicate:
+            parsed = mark_duplicates(parsed, self.already_scored(batch_df.sparkSession, batch_id, now))
+        return parsed
+
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.time()
         started_at = datetime.fromtimestamp(started, timezone.utc)
         spark = batch_df.sparkSession
-        parsed = parse_transactions(batch_df, self.limits)
-        if self.deduplicate:
-            parsed = mark_duplicates(parsed, self.already_scored(spark, batch_id, started_at))
-        scored = score_transactions(parsed, self.score_udf)
-        scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            stats = batch_statistics(scored)
-            if stats["rows"]:
-                append_idempotent(prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features),
-                                  self.paths["predictions"], self.app_id, batch_id)
-            committed = time.time()
-            if stats["quarantined"]:
-                append_idempotent(quarantine_rows(scored, batch_id, started_at), self.paths["quarantine"],
-                                  self.app_id, batch_id)
-            if stats["rows"] or stats["quarantined"]:
-                row = metrics_row(stats, batch_id, self.model_version, started, committed)
-                append_idempotent(spark.createDataFrame([row], BATCH_METRICS_SCHEMA), self.paths["batch_metrics"],
-                                  self.app_id, batch_id)
-            log.info("batch %d: %d scored, %d flagged, %d quarantined in %.0f ms", batch_id, stats["rows"],
-                     stats["flagged"], stats["quarantined"], (committed - started) * 1000)
-        finally:
-            scored.unpersist()
+        scored, observation = observe_batch(score_transactions(self.validated(batch_df, batch_id, started_at),
+                                                               self.score_udf),
+                                            f"{self.app_id}-{batch_id}-{uuid.uuid4().hex[:8]}")
+        append_idempotent(prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features),
+                          self.paths["predictions"], self.app_id, batch_id)
+        committed = time.time()
+        stats = observation.get
+        if stats["quarantined"]:  # rare: a second pass over the batch for the rows that failed
+            append_idempotent(quarantine_rows(self.validated(batch_df, batch_id, started_at), batch_id, started_at),
+                              self.paths["quarantine"], self.app_id, batch_id)
+        if stats["rows"] or stats["quarantined"]:
+            row = metrics_row(stats, batch_id, self.model_version, started, committed)
+            append_idempotent(spark.createDataFrame([row], BATCH_METRICS_SCHEMA), self.paths["batch_metrics"],
+                              self.app_id, batch_id)
+        log.info("batch %d: %d scored, %d flagged, %d quarantined in %.0f ms", batch_id, stats["rows"],
+                 stats["flagged"], stats["quarantined"], (committed - started) * 1000)
 
 
 def start_stream(spark: SparkSession, cfg: Config, available_now: bool | None = None) -> StreamingQuery:

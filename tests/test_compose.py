@@ -124,7 +124,7 @@ def key_types(node, prefix: str = "") -> dict[str, str]:
     out = {}
     for key, value in node.items():
         full = f"{prefix}{key}"
-        if isinstance(value, dict) and full not in ("spark.conf",):
+        if isinstance(value, dict) and full not in ("spark.conf", "stream.source_options"):
             out.update(key_types(value, full + "."))
         else:
             out[full] = type(value).__name__

@@ -74,6 +74,8 @@ def test_bad_messages_are_quarantined_next_to_good_ones(spark, kafka_broker, reg
     preds = DeltaTable(cfg.table_path("predictions")).to_pandas()
     quarantine = DeltaTable(cfg.table_path("quarantine")).to_pandas()
     assert len(preds) == 50 and len(quarantine) == len(bad_values)
+    metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas()
+    assert metrics["quarantined"].sum() == len(bad_values) and metrics["rows"].sum() == 50
     assert len(preds) + len(quarantine) == len(good) + len(bad_values)
     assert sorted(bytes(v) for v in quarantine["raw_value"]) == sorted(bad_values)
     reasons = " | ".join(quarantine["reason"])
