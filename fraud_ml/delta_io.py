@@ -24,6 +24,16 @@ def append_idempotent(df: DataFrame, path: str, app_id: str, version: int) -> No
        .save(path))
 
 
+def committed_txn_version(path: str, app_id: str) -> int | None:
+    """The last ``txnVersion`` committed to a Delta table by ``app_id`` (None if none or no table)."""
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(path).transaction_version(app_id)
+    except Exception:  # no table yet
+        return None
+
+
 def read_table(spark: SparkSession, path: str) -> DataFrame:
     """Read a Delta table with Spark."""
     return spark.read.format("delta").load(path)

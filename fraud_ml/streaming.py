@@ -23,7 +23,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_ml.config import Config
-from fraud_ml.delta_io import append_idempotent
+from fraud_ml.delta_io import append_idempotent, committed_txn_version
 from fraud_ml.kafka_local import check_reachable
 from fraud_ml.schema import (BATCH_METRICS_SCHEMA, CORRUPT_COL, FEATURES, ID_COL, MESSAGE_EVENT_TIME,
                              MESSAGE_LABEL, MESSAGE_SCHEMA, PCA_FEATURES, SOURCE_COL)
@@ -262,8 +262,15 @@ class MicroBatchWriter:
         scored, observation = observe_batch(score_transactions(self.validated(batch_df, batch_id, started_at),
                                                                self.score_udf),
                                             f"{self.app_id}-{batch_id}-{uuid.uuid4().hex[:8]}")
-        append_idempotent(prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features),
-                          self.paths["predictions"], self.app_id, batch_id)
+        predictions = prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features)
+        done = committed_txn_version(self.paths["predictions"], self.app_id)
+        if done is not None and done >= batch_id:
+            # A replay after a crash between this batch's commits: Delta would skip the write
+            # without running it, and the observation would never fill. Run it once, write nothing.
+            log.warning("batch %d already in predictions: recomputing its statistics only", batch_id)
+            predictions.write.format("noop").mode("overwrite").save()
+        else:
+            append_idempotent(predictions, self.paths["predictions"], self.app_id, batch_id)
         committed = time.time()
         stats = observation.get
         if stats["quarantined"]:  # rare: a second pass over the batch for the rows that failed
