@@ -162,7 +162,7 @@ def test_restart_with_a_new_champion_version(spark, kafka_broker, registered_cha
                             champion_cfg).champion.version
     assert second != first_version
     setup_mlflow(cfg)
-    assert mlflow.MlflowClient().get_model_version_by_alias("eo-model", "champion").version == second
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("eo-model", "champion").version) == second
     replay(frame.iloc[600:], cfg, rate=0)
     run_stream(spark, cfg, available_now=True)
 
