@@ -6,13 +6,19 @@ With --no-dashboard it waits until every produced transaction is in Delta,
 prints the summary and exits 0, stopping everything it started.
 """
 import os
+import signal
 import sys
 
 from fraud_ml.cli import job_parser, run_job
 from fraud_ml.demo import DemoOptions, run_demo
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # run the demo's cleanup: stream, Spark, dashboard, broker
+
+
 def main(args, cfg) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     dashboard = not args.no_dashboard and os.environ.get("DASHBOARD", "1") not in ("0", "false", "no")
     overrides = list(args.overrides) + ([f"data.input={args.input}"] if args.input else [])
     run_demo(cfg, DemoOptions(transactions=args.transactions, rate=args.rate, dashboard=dashboard),
