@@ -20,7 +20,7 @@ import platform
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -32,6 +32,7 @@ from deltalake import DeltaTable
 
 from fraud_ml.config import Config
 from fraud_ml.data import SyntheticCreditCardGenerator
+from fraud_ml.delta_io import accounted_rows
 from fraud_ml.kafka_local import LocalKafkaBroker, check_reachable, create_topic, free_port
 from fraud_ml.model import log_champion
 from fraud_ml.producer import replay
@@ -149,23 +150,16 @@ def _produce_process(cfg_dict: dict, source: str, frame_path: str, rate: float) 
     replay(frame, Config(cfg_dict, source), rate=rate)
 
 
-def _committed_rows(cfg: Config) -> int:
-    try:
-        metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas(columns=["rows", "quarantined"])
-        return int(metrics["rows"].sum() + metrics["quarantined"].sum())
-    except Exception:
-        return 0
-
-
 def _wait_rows(cfg: Config, expected: int, timeout_s: float, query) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if query.exception() is not None:
             raise RuntimeError(f"stream failed: {query.exception()}")
-        if _committed_rows(cfg) >= expected:
+        if accounted_rows(cfg.table_path("batch_metrics")) >= expected:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"{expected} rows not committed after {timeout_s:.0f}s (have {_committed_rows(cfg)})")
+    have = accounted_rows(cfg.table_path("batch_metrics"))
+    raise TimeoutError(f"{expected} rows not committed after {timeout_s:.0f}s (have {have})")
 
 
 def measure(cfg: Config, window_start: pd.Timestamp | None = None, skip_batches: int = 1) -> dict:

@@ -37,3 +37,24 @@ def committed_txn_version(path: str, app_id: str) -> int | None:
 def read_table(spark: SparkSession, path: str) -> DataFrame:
     """Read a Delta table with Spark."""
     return spark.read.format("delta").load(path)
+
+
+def table_rows(path: str) -> int:
+    """Row count of a Delta table via ``deltalake`` (0 when it does not exist yet)."""
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(path).to_pyarrow_dataset().count_rows()
+    except Exception:  # TableNotFoundError before the first commit
+        return 0
+
+
+def accounted_rows(batch_metrics_path: str) -> int:
+    """Rows whose micro-batch is complete: scored + quarantined, summed over ``batch_metrics``."""
+    from deltalake import DeltaTable
+
+    try:
+        metrics = DeltaTable(batch_metrics_path).to_pandas(columns=["rows", "quarantined"])
+    except Exception:
+        return 0
+    return int(metrics["rows"].sum() + metrics["quarantined"].sum())

@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from deltalake import DeltaTable
 
 from fraud_ml.config import PROJECT_ROOT, Config
+from fraud_ml.delta_io import accounted_rows, table_rows
 from fraud_ml.errors import FraudMLError, KafkaUnavailableError
 from fraud_ml.jars import resolve as resolve_jars
 from fraud_ml.kafka_local import LocalKafkaBroker, admin_client, check_reachable, create_topic
@@ -40,23 +40,6 @@ class DemoOptions:
     rate: float = 0.0
     dashboard: bool = True
     wait_timeout_s: float = 900.0
-
-
-def table_rows(path: str) -> int:
-    """Row count of a Delta table via ``deltalake`` (0 when it does not exist yet)."""
-    try:
-        return DeltaTable(path).to_pyarrow_dataset().count_rows()
-    except Exception:  # TableNotFoundError before the first commit
-        return 0
-
-
-def accounted_rows(cfg: Config) -> int:
-    """Rows whose micro-batch is complete: scored + quarantined, summed over ``batch_metrics``."""
-    try:
-        metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas(columns=["rows", "quarantined"])
-    except Exception:
-        return 0
-    return int(metrics["rows"].sum() + metrics["quarantined"].sum())
 
 
 def reset_outputs(cfg: Config) -> None:
@@ -84,7 +67,7 @@ def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query, since: fl
             raise FraudMLError(f"the streaming query failed: {str(query.exception()).splitlines()[0]}")
         if first_row_at is None and table_rows(cfg.table_path("predictions")):
             first_row_at = time.monotonic()
-        if first_row_at is not None and accounted_rows(cfg) >= expected:
+        if first_row_at is not None and accounted_rows(cfg.table_path("batch_metrics")) >= expected:
             return first_row_at - started
         time.sleep(1.0)
     raise FraudMLError(f"timed out after {timeout_s:.0f}s waiting for {expected} rows in Delta")

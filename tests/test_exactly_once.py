@@ -18,17 +18,11 @@ import pytest
 from deltalake import DeltaTable
 
 from fraud_ml.config import PROJECT_ROOT
+from fraud_ml.delta_io import table_rows
 from fraud_ml.kafka_local import LocalKafkaBroker, create_topic, free_port
 from fraud_ml.producer import replay, replay_frame
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _rows(path: str) -> int:
-    try:
-        return DeltaTable(path).to_pyarrow_dataset().count_rows()
-    except Exception:
-        return 0
 
 
 def _cli_overrides(cfg) -> list[str]:
@@ -76,7 +70,7 @@ def assert_exactly(cfg, frame) -> None:
     assert set(preds["transaction_id"]) == set(frame["transaction_id"]), "a transaction is missing"
     assert metrics["batch_id"].is_unique, "a batch was counted twice in batch_metrics"
     assert metrics["rows"].sum() == len(frame)
-    assert _rows(cfg.table_path("quarantine")) == 0
+    assert table_rows(cfg.table_path("quarantine")) == 0
 
 
 def test_kill_9_driver_three_times_loses_and_duplicates_nothing(kafka_broker, registered_champion, make_config,
@@ -92,16 +86,16 @@ def test_kill_9_driver_three_times_loses_and_duplicates_nothing(kafka_broker, re
     log_path = tmp_path / "stream.log"
     kills = 0
     for attempt in range(3):
-        before = _rows(cfg.table_path("batch_metrics"))
+        before = table_rows(cfg.table_path("batch_metrics"))
         proc = start_stream_process(cfg, log_path)
         # Let it commit at least one new batch, then crash it at a random moment of the next ones.
-        wait_until(lambda: _rows(cfg.table_path("batch_metrics")) > before, 240, proc, "a committed batch")
+        wait_until(lambda: table_rows(cfg.table_path("batch_metrics")) > before, 240, proc, "a committed batch")
         time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is None:
             kill_9(proc)
             kills += 1
     assert kills == 3
-    assert _rows(cfg.table_path("predictions")) < len(frame), "the crashes came too late to test anything"
+    assert table_rows(cfg.table_path("predictions")) < len(frame), "the crashes came too late to test anything"
     proc = start_stream_process(cfg, log_path, "--available-now")
     assert proc.wait(timeout=300) == 0, log_path.read_text()[-3000:]
     assert_exactly(cfg, frame)
@@ -120,7 +114,7 @@ def test_broker_restart_mid_stream(registered_champion, make_config, base_config
         replay(first, cfg, rate=0)
         log_path = tmp_path / "stream.log"
         proc = start_stream_process(cfg, log_path)
-        wait_until(lambda: _rows(cfg.table_path("batch_metrics")) >= 1, 240, proc, "the first batch")
+        wait_until(lambda: table_rows(cfg.table_path("batch_metrics")) >= 1, 240, proc, "the first batch")
         broker.stop()
         time.sleep(3)
         broker.start()
@@ -128,7 +122,7 @@ def test_broker_restart_mid_stream(registered_champion, make_config, base_config
         # The running job either rides through the restart or fails clearly; either way, stop it,
         # then a restart from the checkpoint must finish the topic with nothing lost or duplicated.
         try:
-            wait_until(lambda: _rows(cfg.table_path("predictions")) >= len(frame), 60, proc, "all rows")
+            wait_until(lambda: table_rows(cfg.table_path("predictions")) >= len(frame), 60, proc, "all rows")
         except AssertionError:
             pass
         if proc.poll() is None:

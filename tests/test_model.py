@@ -1,6 +1,5 @@
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 import xgboost as xgb
 

@@ -1,12 +1,11 @@
 import json
 
-import pandas as pd
 import pytest
 
 from fraud_ml.data import SyntheticCreditCardGenerator
 from fraud_ml.errors import DataSchemaError, KafkaUnavailableError
 from fraud_ml.producer import encode_messages, replay, replay_frame
-from fraud_ml.schema import FEATURES, KAGGLE_COLUMNS
+from fraud_ml.schema import FEATURES
 
 
 def frame(n=5):

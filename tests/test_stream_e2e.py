@@ -1,7 +1,6 @@
 """End to end on the real parts: KRaft broker -> producer -> Structured Streaming -> pyfunc UDF -> Delta."""
 import json
 
-import pandas as pd
 import pytest
 from confluent_kafka import Producer
 from deltalake import DeltaTable

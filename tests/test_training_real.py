@@ -1,5 +1,4 @@
 """Real rows: the champion learns real fraud patterns from ../shared/data/creditcard_sample.csv."""
-import pytest
 
 from fraud_ml.prepare import prepare_splits
 from fraud_ml.training import load_splits, train_champion
