@@ -35,10 +35,25 @@ def _cli_overrides(cfg) -> list[str]:
     return args
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stream_left_behind():
+    """A failed wait must not leave a streaming driver running after its test."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            kill_9(proc)
+
+
 def start_stream_process(cfg, log_path: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen([sys.executable, "jobs/stream_score.py", *_cli_overrides(cfg), *extra], cwd=PROJECT_ROOT,
+    proc = subprocess.Popen([sys.executable, "jobs/stream_score.py", *_cli_overrides(cfg), *extra], cwd=PROJECT_ROOT,
                             stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    _STARTED.append(proc)
+    return proc
 
 
 def kill_9(proc: subprocess.Popen) -> None:
