@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from fraud_ml.config import PROJECT_ROOT
+from fraud_ml.kafka_local import free_port
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,6 @@ def ensure_chromium() -> tuple[str | None, str]:
         return None, ("chromium is not installed and scripts/install_browser.sh could not install it: "
                       + (proc.stderr.strip().splitlines() or ["no output"])[-1])
     return None, "chromium is not installed (apt-get install chromium)"
-
-
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> str:
