@@ -1,55 +1,44 @@
 """Kafka -> champion pyfunc -> Delta, exactly once.
 
-Each micro-batch is handled in ``foreachBatch`` by ``MicroBatchWriter``:
-parse (``from_json`` with an explicit schema) and validate, score the valid rows,
-append ``predictions``, ``quarantine`` (messages that cannot be scored, with raw
-bytes, Kafka coordinates and a reason) and one ``batch_metrics`` row. Every append
-carries ``txnAppId``/``txnVersion`` = (``stream.app_id``, batch id), so a batch
-replayed from the checkpoint after a crash is skipped by Delta instead of written
-twice.
+Each micro-batch is handled in ``foreachBatch`` by ``MicroBatchWriter``: one
+pandas UDF decodes, validates and scores the Kafka values (``fraud_ml.messages``,
+``fraud_ml.scoring.MessageScorer``), repeated transaction ids are marked, then it
+appends ``predictions``, ``quarantine`` (messages that cannot be scored, with raw
+bytes, Kafka coordinates and a reason) and one ``batch_metrics`` row. Every commit
+is tagged with (``stream.app_id``, batch id), so a batch replayed from the
+checkpoint after a crash finds its commits and is not written twice
+(``fraud_ml.delta_io.append_idempotent``).
 """
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_ml.config import Config
-from fraud_ml.delta_io import append_idempotent, committed_txn_version
+from fraud_ml.delta_io import (append_idempotent, append_rows_idempotent, append_tagged, committed_batch,
+                               files_with_rows_since)
 from fraud_ml.kafka_local import check_reachable
-from fraud_ml.schema import (BATCH_METRICS_SCHEMA, CORRUPT_COL, FEATURES, ID_COL, MESSAGE_EVENT_TIME,
-                             MESSAGE_LABEL, MESSAGE_SCHEMA, PCA_FEATURES, SOURCE_COL)
-
-MESSAGE_SCHEMA_FAST = T.StructType([f for f in MESSAGE_SCHEMA.fields if f.name != CORRUPT_COL])
-from fraud_ml.scoring import build_scoring_udf
+from fraud_ml.messages import REASON, ValidationLimits
+from fraud_ml.schema import BATCH_METRICS_SCHEMA, FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, SOURCE_COL
+from fraud_ml.scoring import MessageScorer, build_decode_udf
 from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
 
 log = logging.getLogger(__name__)
 
-REASON = "reason"
-PREDICTION = "prediction"
 _LATENCY_QUANTILES = (0.50, 0.90, 0.95, 0.99)
 
 
-@dataclass(frozen=True)
-class ValidationLimits:
-    """Bounds beyond which a message is quarantined instead of scored."""
-
-    max_message_bytes: int = 65536
-    max_abs_feature: float = 1000.0
-    max_amount: float = 1_000_000.0
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> "ValidationLimits":
-        return cls(cfg.get("stream.max_message_bytes"), cfg.get("stream.max_abs_feature"), cfg.get("stream.max_amount"))
+def validation_limits(cfg: Config) -> ValidationLimits:
+    """The quarantine bounds configured under ``stream.``."""
+    return ValidationLimits(cfg.get("stream.max_message_bytes"), cfg.get("stream.max_abs_feature"),
+                            cfg.get("stream.max_amount"))
 
 
 def kafka_source_options(cfg: Config) -> dict[str, str]:
@@ -73,60 +62,25 @@ def read_kafka_stream(spark: SparkSession, cfg: Config) -> DataFrame:
     return spark.readStream.format("kafka").options(**kafka_source_options(cfg)).load()
 
 
-def _first_reason(checks: list[tuple[Column, Column]]) -> Column:
-    expr = None
-    for cond, reason in checks:
-        expr = F.when(cond, reason) if expr is None else expr.when(cond, reason)
-    return expr
-
-
-def _names_where(predicate, columns: list[str]) -> Column:
-    return F.concat_ws(", ", *[F.when(predicate(F.col(c)), F.lit(c)) for c in columns])
+def kafka_rows(raw: DataFrame) -> DataFrame:
+    """The Kafka source's columns under the names the tables use (``value`` stays raw bytes)."""
+    return raw.select(
+        F.col("key").cast("string").alias("key"), F.col("value"),
+        F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
+    )
 
 
 def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimits()) -> DataFrame:
-    """Parse Kafka rows into message fields plus a ``reason`` column (null = valid).
+    """Kafka rows -> message fields plus a ``reason`` column (null = valid); no scoring.
 
-    Pure transformation. Reasons, first match wins: empty value, oversized
-    message, invalid JSON or wrong field type, missing transaction_id, missing or
-    null features, non-finite features, out-of-range values. Unknown extra fields
-    are ignored. Good rows take a fast parse; only rows that fail it are parsed a
-    second time with a corrupt-record column, to tell bad JSON from missing fields.
+    Decoding and validation happen in Python (``fraud_ml.messages``, one pandas UDF);
+    the reasons and their order are documented there. ``value`` is kept as ``raw_value``.
     """
-    size = F.coalesce(F.length(F.col("value")), F.lit(0))
-    text = F.col("value").cast("string")
-    fast = F.from_json(text, MESSAGE_SCHEMA_FAST, {"allowNonNumericNumbers": "true"})
-    strict = F.from_json(F.col("_text"), MESSAGE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COL,
-                                                 "allowNonNumericNumbers": "true"})
-    df = raw.select(
-        F.col("key").cast("string").alias("key"), F.col("value").alias("raw_value"),
-        F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
-        size.alias("_size"), text.alias("_text"),
-        F.when(size <= limits.max_message_bytes, fast).alias("_msg"),
-    ).select("*", "_msg.*")
-    missing = _names_where(lambda c: c.isNull(), FEATURES)
-    non_finite = _names_where(lambda c: F.isnan(c) | (F.abs(c) == float("inf")), FEATURES)
-    too_large = _names_where(lambda c: F.abs(c) > limits.max_abs_feature, PCA_FEATURES)
-    no_id = F.col(ID_COL).isNull() | (F.length(F.trim(F.col(ID_COL))) == 0)
-    # Optional fields present in the text but null after parsing had the wrong type.
-    optional_lost = [F.col(c).isNull() & (F.instr(F.col("_text"), f'"{c}"') > 0)
-                     for c in (MESSAGE_LABEL, MESSAGE_EVENT_TIME, SOURCE_COL)]
-    suspicious = F.col("_msg").isNull() | no_id | (missing != "") | optional_lost[0] | optional_lost[1] | optional_lost[2]
-    reason = _first_reason([
-        (F.col("_size") == 0, F.lit("empty value")),
-        (F.col("_size") > limits.max_message_bytes,
-         F.concat(F.lit("oversized message: "), F.col("_size"), F.lit(f" bytes > {limits.max_message_bytes}"))),
-        (suspicious & (strict.isNull() | strict[CORRUPT_COL].isNotNull()), F.lit("invalid JSON or wrong field type")),
-        (no_id, F.lit("missing field: transaction_id")),
-        (missing != "", F.concat(F.lit("missing or null field: "), missing)),
-        (non_finite != "", F.concat(F.lit("non-finite value in: "), non_finite)),
-        (F.col("Amount") < 0, F.lit("out of range: negative Amount")),
-        (F.col("Amount") > limits.max_amount, F.lit(f"out of range: Amount > {limits.max_amount:g}")),
-        (F.col("Time") < 0, F.lit("out of range: negative Time")),
-        (too_large != "", F.concat(F.lit(f"out of range: |value| > {limits.max_abs_feature:g} in "), too_large)),
-    ])
-    return df.withColumn(REASON, reason).drop("_msg", "_size", "_text")
+    rows = kafka_rows(raw)
+    others = rows.columns
+    return (rows.select(*others, build_decode_udf(limits)(F.col("value")).alias("_decoded"))
+            .select(*others, "_decoded.*").withColumnRenamed("value", "raw_value"))
 
 
 def mark_duplicates(parsed: DataFrame, already_scored: DataFrame | None = None) -> DataFrame:
@@ -149,21 +103,12 @@ def mark_duplicates(parsed: DataFrame, already_scored: DataFrame | None = None) 
     return df.withColumn(REASON, reason.otherwise(F.col(REASON))).select(*columns)
 
 
-def score_transactions(parsed: DataFrame, score_udf, feature_names: list[str] = FEATURES) -> DataFrame:
-    """Add the ``prediction`` struct; invalid rows get null features (never raw garbage)."""
-    valid = F.col(REASON).isNull()
-    inputs = [F.when(valid, F.col(c)) for c in feature_names]
-    return parsed.withColumn(PREDICTION, F.when(valid, score_udf(*inputs)))
-
-
 def prediction_rows(scored: DataFrame, model_version: str, batch_id: int, scored_at: datetime,
                     keep_features: list[str]) -> DataFrame:
     """Rows of the ``predictions`` table for the valid messages of a scored batch."""
     return scored.filter(F.col(REASON).isNull()).select(
         F.col(ID_COL),
-        F.col(f"{PREDICTION}.probability").alias("probability"),
-        F.col(f"{PREDICTION}.decision").alias("decision"),
-        F.col(f"{PREDICTION}.reasons").alias("reasons"),
+        F.col("probability"), F.col("decision"), F.col("reasons"),
         F.col(MESSAGE_LABEL).alias("label"),
         F.lit(str(model_version)).alias("model_version"),
         F.col(SOURCE_COL),
@@ -175,11 +120,11 @@ def prediction_rows(scored: DataFrame, model_version: str, batch_id: int, scored
     )
 
 
-def quarantine_rows(parsed: DataFrame, batch_id: int, at: datetime) -> DataFrame:
+def quarantine_rows(scored: DataFrame, batch_id: int, at: datetime) -> DataFrame:
     """Rows of the ``quarantine`` table: raw bytes, Kafka coordinates and the reason."""
-    return parsed.filter(F.col(REASON).isNotNull()).select(
+    return scored.filter(F.col(REASON).isNotNull()).select(
         F.lit(int(batch_id)).cast("long").alias("batch_id"), "kafka_topic", "kafka_partition", "kafka_offset",
-        "kafka_timestamp", "key", "raw_value", F.col(REASON).alias("reason"),
+        "kafka_timestamp", "key", F.col("value").alias("raw_value"), F.col(REASON).alias("reason"),
         F.lit(at).cast("timestamp").alias("quarantined_at"),
     )
 
@@ -197,7 +142,7 @@ def observe_batch(scored: DataFrame, name: str) -> tuple[DataFrame, Observation]
         observation,
         F.count(F.when(valid, 1)).alias("rows"),
         F.count(F.when(~valid, 1)).alias("quarantined"),
-        F.count(F.when(valid & (F.col(f"{PREDICTION}.decision") == 1), 1)).alias("flagged"),
+        F.count(F.when(valid & (F.col("decision") == 1), 1)).alias("flagged"),
         F.percentile_approx(ts_ms, lower_quantiles, 10000).alias("ts_quantiles"),
         F.min(ts_ms).alias("ts_min"), F.max(ts_ms).alias("ts_max"),
     )
@@ -223,63 +168,68 @@ def metrics_row(stats: dict, batch_id: int, model_version: str, started: float, 
 class MicroBatchWriter:
     """The ``foreachBatch`` function: score one micro-batch and append it exactly once."""
 
-    def __init__(self, cfg: Config, score_udf, model_version: str) -> None:
-        self.score_udf = score_udf
+    def __init__(self, cfg: Config, scorer: MessageScorer, model_version: str) -> None:
+        self.scorer = scorer
         self.model_version = model_version
         self.app_id = cfg.get("stream.app_id")
-        self.limits = ValidationLimits.from_config(cfg)
-        self.keep_features = [c for c in cfg.get("stream.prediction_features") if c in FEATURES]
+        self.keep_features = scorer.keep_features
         self.paths = {t: cfg.table_path(t) for t in ("predictions", "quarantine", "batch_metrics")}
         self.deduplicate = cfg.get("stream.deduplicate")
         self.lookback_minutes = cfg.get("stream.dedupe_lookback_minutes")
 
     def already_scored(self, spark: SparkSession, batch_id: int, now: datetime) -> DataFrame | None:
-        """Ids scored by earlier batches within the look-back window (None if disabled or no table yet).
+        """Ids scored by earlier batches within the look-back window (None if disabled or nothing to check).
 
-        Rows of this same batch id are excluded: after a crash the batch is replayed,
-        and its own earlier (skipped) write must not count as a duplicate.
+        Only the data files whose ``scored_at`` statistics reach into the window are
+        read, as plain Parquet (no Delta snapshot job per batch). Rows of this same
+        batch id are excluded: after a crash the batch is replayed, and its own
+        earlier (skipped) write must not count as a duplicate.
         """
-        from delta.tables import DeltaTable
-
-        if self.lookback_minutes <= 0 or not DeltaTable.isDeltaTable(spark, self.paths["predictions"]):
+        if self.lookback_minutes <= 0:
             return None
-        since = now.timestamp() - 60.0 * self.lookback_minutes
-        return (spark.read.format("delta").load(self.paths["predictions"])
-                .filter((F.col("batch_id") < batch_id) & (F.col("scored_at") >= F.lit(datetime.fromtimestamp(since, timezone.utc))))
+        since = datetime.fromtimestamp(now.timestamp() - 60.0 * self.lookback_minutes, timezone.utc)
+        files = files_with_rows_since(self.paths["predictions"], "scored_at", since)
+        if not files:
+            return None
+        return (spark.read.schema(f"{ID_COL} string, batch_id long, scored_at timestamp").parquet(*files)
+                .filter((F.col("batch_id") < batch_id) & (F.col("scored_at") >= F.lit(since)))
                 .select(ID_COL, "batch_id"))
 
-    def validated(self, batch_df: DataFrame, batch_id: int, now: datetime) -> DataFrame:
-        """Parse, validate and mark duplicates of one micro-batch (lazy)."""
-        parsed = parse_transactions(batch_df, self.limits)
+    def scored(self, batch_df: DataFrame, batch_id: int, now: datetime, keep_raw: bool = True) -> DataFrame:
+        """Decode, validate, score and mark duplicates of one micro-batch (lazy).
+
+        ``keep_raw=False`` drops the raw bytes of valid rows before the duplicate check
+        shuffles the batch (only quarantined rows need them).
+        """
+        scored = self.scorer(kafka_rows(batch_df))
+        if not keep_raw:
+            scored = scored.withColumn("value", F.when(F.col(REASON).isNotNull(), F.col("value")))
         if self.deduplicate:
-            parsed = mark_duplicates(parsed, self.already_scored(batch_df.sparkSession, batch_id, now))
-        return parsed
+            scored = mark_duplicates(scored, self.already_scored(batch_df.sparkSession, batch_id, now))
+        return scored
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.time()
         started_at = datetime.fromtimestamp(started, timezone.utc)
-        spark = batch_df.sparkSession
-        scored, observation = observe_batch(score_transactions(self.validated(batch_df, batch_id, started_at),
-                                                               self.score_udf),
+        scored, observation = observe_batch(self.scored(batch_df, batch_id, started_at, keep_raw=False),
                                             f"{self.app_id}-{batch_id}-{uuid.uuid4().hex[:8]}")
         predictions = prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features)
-        done = committed_txn_version(self.paths["predictions"], self.app_id)
+        done = committed_batch(self.paths["predictions"], self.app_id)
         if done is not None and done >= batch_id:
-            # A replay after a crash between this batch's commits: Delta would skip the write
-            # without running it, and the observation would never fill. Run it once, write nothing.
+            # A replay after a crash between this batch's commits: a skipped write would never
+            # run the query and the observation would never fill. Run it once, write nothing.
             log.warning("batch %d already in predictions: recomputing its statistics only", batch_id)
             predictions.write.format("noop").mode("overwrite").save()
         else:
-            append_idempotent(predictions, self.paths["predictions"], self.app_id, batch_id)
+            append_tagged(predictions, self.paths["predictions"], self.app_id, batch_id)
         committed = time.time()
         stats = observation.get
         if stats["quarantined"]:  # rare: a second pass over the batch for the rows that failed
-            append_idempotent(quarantine_rows(self.validated(batch_df, batch_id, started_at), batch_id, started_at),
+            append_idempotent(quarantine_rows(self.scored(batch_df, batch_id, started_at), batch_id, started_at),
                               self.paths["quarantine"], self.app_id, batch_id)
         if stats["rows"] or stats["quarantined"]:
             row = metrics_row(stats, batch_id, self.model_version, started, committed)
-            append_idempotent(spark.createDataFrame([row], BATCH_METRICS_SCHEMA), self.paths["batch_metrics"],
-                              self.app_id, batch_id)
+            append_rows_idempotent([row], BATCH_METRICS_SCHEMA, self.paths["batch_metrics"], self.app_id, batch_id)
         log.info("batch %d: %d scored, %d flagged, %d quarantined in %.0f ms", batch_id, stats["rows"],
                  stats["flagged"], stats["quarantined"], (committed - started) * 1000)
 
@@ -290,8 +240,9 @@ def start_stream(spark: SparkSession, cfg: Config, available_now: bool | None = 
     setup_mlflow(cfg)
     version, pinned_uri = resolve_alias(cfg)
     log.info("scoring with %s (version %s of %s)", champion_uri(cfg), version, cfg.get("mlflow.model_name"))
-    score_udf = build_scoring_udf(spark, pinned_uri, cfg.get("stream.udf"))
-    writer = MicroBatchWriter(cfg, score_udf, version)
+    scorer = MessageScorer(spark, pinned_uri, cfg.get("stream.udf"), validation_limits(cfg),
+                           [c for c in cfg.get("stream.prediction_features") if c in FEATURES])
+    writer = MicroBatchWriter(cfg, scorer, version)
     if available_now is None:
         available_now = cfg.get("stream.trigger") == "available_now"
     trigger = {"availableNow": True} if available_now else {"processingTime": cfg.get("stream.trigger_interval")}

@@ -63,3 +63,32 @@ def test_stream_with_spark_udf_records_the_model_version(spark, kafka_broker, re
     flagged = preds[preds["decision"] == 1]
     assert len(flagged) > 0 and preds.loc[preds["decision"] == 0, "reasons"].isna().all()
     assert all(set(p.split(" (")[0] for p in r.split("; ")) <= set(FEATURES) for r in flagged["reasons"])
+
+
+@pytest.mark.parametrize("impl", ["cached", "spark_udf"])
+def test_message_scorer_decodes_validates_and_scores_like_the_pyfunc(spark, registered_champion, base_config, impl):
+    from datetime import datetime, timezone
+
+    from fraud_ml.producer import encode_messages
+    from fraud_ml.scoring import MessageScorer
+    from test_streaming_parse import KAFKA_SCHEMA
+
+    frame = _test_split(base_config).sort_values("Class", ascending=False).head(120).reset_index(drop=True)
+    keys, values = encode_messages(frame, 1_700_000_000_000)
+    values = list(values) + [b"{not json", b'{"transaction_id": "neg", "Amount": -1}']
+    now = datetime.now(timezone.utc)
+    rows = [(k, v, "t", 0, i, now) for i, (k, v) in enumerate(zip(keys + [b"x", b"y"], values))]
+    scorer = MessageScorer(spark, registered_champion.champion.model_uri, impl, keep_features=["Amount", "V14"])
+    out = scorer(spark.createDataFrame(rows, KAFKA_SCHEMA)).toPandas().sort_values("offset").reset_index(drop=True)
+
+    assert list(out.columns[-10:]) == ["reason", "transaction_id", "event_time", "label", "source", "Amount", "V14",
+                                       "probability", "decision", "reasons"]
+    good, bad = out.iloc[:len(frame)], out.iloc[len(frame):]
+    assert good["reason"].isna().all() and bad["reason"].notna().all()
+    assert bad["probability"].isna().all() and bad["decision"].isna().all()
+    assert good["transaction_id"].tolist() == frame["transaction_id"].tolist()
+    np.testing.assert_allclose(good["Amount"], frame["Amount"])
+    expected = mlflow.pyfunc.load_model(registered_champion.champion.model_uri).predict(frame[FEATURES])
+    np.testing.assert_allclose(good["probability"], expected["probability"], rtol=1e-6)
+    assert (good["decision"].to_numpy() == expected["decision"].to_numpy()).all()
+    assert good["decision"].sum() > 0 and good.loc[good["decision"] == 0, "reasons"].isna().all()

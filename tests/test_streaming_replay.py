@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from deltalake import DeltaTable
 
-from fraud_ml.scoring import build_scoring_udf
+from fraud_ml.scoring import MessageScorer
 from fraud_ml.schema import FEATURES
 from fraud_ml.streaming import MicroBatchWriter
 from test_streaming_parse import KAFKA_SCHEMA
@@ -22,8 +22,8 @@ def test_replayed_batch_after_predictions_commit(spark, registered_champion, mak
         rows.append((f"rp-{i}".encode(), json.dumps(body).encode(), "t", i % 2, i, now))
     rows.append((b"bad", b"{oops", "t", 0, 99, now))
     batch = spark.createDataFrame(rows, KAFKA_SCHEMA)
-    udf = build_scoring_udf(spark, registered_champion.champion.model_uri, "cached")
-    writer = MicroBatchWriter(cfg, udf, registered_champion.champion.version)
+    scorer = MessageScorer(spark, registered_champion.champion.model_uri, "cached")
+    writer = MicroBatchWriter(cfg, scorer, registered_champion.champion.version)
 
     writer(batch, 0)
     assert DeltaTable(cfg.table_path("predictions")).to_pyarrow_dataset().count_rows() == 40
