@@ -17,6 +17,12 @@ DELTA_CONF = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     # Keep tables readable by the `deltalake` (delta-rs) package used by the dashboard.
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+    # New tables checkpoint every 100 commits, not 10: a streaming table commits once per
+    # micro-batch and each checkpoint stalled its batch for about 6 s (docs/performance.md).
+    "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
+    # Compact small files after a write once a table has 50 of them (one file per micro-batch
+    # otherwise piles up; the duplicate check reads the recent files of `predictions`).
+    "spark.databricks.delta.autoCompact.enabled": "true",
 }
 
 
