@@ -5,7 +5,11 @@ Modes:
             measure sustained rows/s over the batches after the first (warm-up) one.
   latency   start the stream, warm it up, then offer a fixed rate (e.g. 1,000 tx/s) for a
             measured window; latency = Delta commit time of the row's batch - Kafka timestamp.
-Both report per-batch processing time, CPU and peak memory of the process tree, the raw
+  realtime  evaluation of Spark's real-time mode (``trigger(realTime=...)``) for an alerts
+            path Kafka -> Kafka: the same offered load through (a) a JVM-only projection and
+            (b) the scoring pandas UDF (not on real-time mode's operator allowlist; run with
+            the allowlist check off), latency = output record timestamp - input timestamp.
+The first two report per-batch processing time, CPU and peak memory of the process tree, the raw
 XGBoost scoring ceiling (``inplace_predict`` on the same rows) and a per-message baseline
 (one pyfunc call per transaction, like the original design), so results read as ratios.
 The last line printed is one JSON object.
@@ -49,7 +53,7 @@ log = logging.getLogger(__name__)
 class BenchOptions:
     """What one benchmark run does."""
 
-    mode: str = "capacity"            # capacity | latency
+    mode: str = "capacity"            # capacity | latency | realtime
     backlog: int = 1_000_000          # capacity: transactions pre-loaded before the stream starts
     offered_tps: float = 1000.0       # latency: offered load
     warmup_s: float = 15.0            # latency: seconds of load before measuring
@@ -186,8 +190,8 @@ def measure(cfg: Config, window_start: pd.Timestamp | None = None, skip_batches:
 
 def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
     """Run one benchmark; return the result dict (also what the job prints as JSON)."""
-    if options.mode not in ("capacity", "latency"):
-        raise ValueError("mode must be capacity or latency")
+    if options.mode not in ("capacity", "latency", "realtime"):
+        raise ValueError("mode must be capacity, latency or realtime")
     broker = None
     try:
         check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
@@ -208,7 +212,15 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
         create_topic(cfg.get("kafka.bootstrap_servers"), topic, cfg.get("kafka.partitions"), 1,
                      cfg.kafka_client_options())
         result: dict = {"mode": options.mode}
-        if options.mode == "capacity":
+        if options.mode == "realtime":
+            spark = build_spark(cfg, "fraud-ml-bench-realtime")
+            sampler.start()
+            result.update(offered_tps=options.offered_tps, latency_p50_ms=None, latency_p99_ms=None,
+                          throughput_tps=None)
+            for variant in ("jvm_projection", "pandas_udf"):
+                result[variant] = realtime_alerts_latency(spark, cfg, variant, options)
+            result.update({k: v for k, v in result["pandas_udf"].items() if k.startswith("latency")})
+        elif options.mode == "capacity":
             frame = bench_frame(options.backlog)
             started = time.perf_counter()
             produced = replay(frame, cfg, rate=0)
@@ -257,7 +269,74 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
         if query is not None and query.isActive:
             query.stop()
         if broker is not None:
+            if spark is not None:  # its Kafka producers would retry the stopped broker and log
+                spark.stop()
             broker.stop()
+
+
+def realtime_alerts_latency(spark, cfg: Config, variant: str, options: BenchOptions) -> dict:
+    """Kafka -> Kafka in real-time mode at ``options.offered_tps``; per-record latency from the output topic."""
+    from confluent_kafka import Consumer
+    from pyspark.sql import functions as F
+
+    from fraud_ml.scoring import MessageScorer
+    from fraud_ml.streaming import kafka_rows, kafka_source_options, validation_limits
+    from fraud_ml.tracking import resolve_alias
+
+    tag = f"{variant}-{int(time.time())}"
+    source, sink = f"{cfg.get('kafka.topic')}-rt-{tag}", f"{cfg.get('kafka.topic')}-alerts-{tag}"
+    servers = cfg.get("kafka.bootstrap_servers")
+    for topic in (source, sink):  # real-time mode runs one long task per partition: keep them <= cores
+        create_topic(servers, topic, 2, 1, cfg.kafka_client_options())
+    options_ = {**kafka_source_options(cfg.with_overrides([f"kafka.topic={source}"], env={})),
+                "startingOffsets": "latest"}
+    options_.pop("maxOffsetsPerTrigger", None)
+    rows = kafka_rows(spark.readStream.format("kafka").options(**options_).load())
+    if variant == "pandas_udf":
+        spark.conf.set("spark.sql.streaming.realTimeMode.allowlistCheck", "false")
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10")
+        scored = MessageScorer(spark, resolve_alias(cfg)[1], "cached", validation_limits(cfg), [])(rows)
+    else:
+        scored = rows.select("*", F.get_json_object(F.col("value").cast("string"), "$.transaction_id")
+                             .alias("transaction_id"), F.lit(None).cast("double").alias("probability"))
+    out = scored.select(F.col("key"), F.to_json(F.struct("transaction_id", "probability",
+                                                         F.unix_millis("kafka_timestamp").alias("in_ms"))).alias("value"))
+    query = (out.writeStream.format("kafka").option("topic", sink)
+             .options(**{k: v for k, v in options_.items() if k.startswith("kafka.")})
+             .option("checkpointLocation", tempfile.mkdtemp(prefix="bench-rt-")).outputMode("update")
+             .trigger(realTime="5 minutes").start())
+    latencies: list[float] = []
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-{tag}", "auto.offset.reset": "earliest",
+                         **cfg.kafka_client_options()})
+    consumer.subscribe([sink])
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None:
+                    latencies.append(message.timestamp()[1] - json.loads(message.value())["in_ms"])
+
+    reader = threading.Thread(target=consume, daemon=True)
+    try:
+        time.sleep(10)  # the long-running tasks are up
+        reader.start()
+        total = int(options.offered_tps * (options.warmup_s + options.duration_s))
+        replay(bench_frame(total, seed=13), cfg, topic=source, rate=options.offered_tps)
+        time.sleep(10)
+    finally:
+        stop.set()
+        if reader.is_alive():
+            reader.join(timeout=5)
+        consumer.close()
+        query.stop()
+        spark.conf.unset("spark.sql.streaming.realTimeMode.allowlistCheck")
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.get("spark.arrow_batch_size")))
+    measured = np.array(latencies[int(len(latencies) * options.warmup_s / (options.warmup_s + options.duration_s)):])
+    pct = lambda q: float(np.percentile(measured, q)) if measured.size else None  # noqa: E731
+    log.info("real-time mode, %s: %d of %d records out", variant, len(latencies), total)
+    return {"sent": total, "received": len(latencies), "latency_p50_ms": pct(50), "latency_p90_ms": pct(90),
+            "latency_p95_ms": pct(95), "latency_p99_ms": pct(99)}
 
 
 def format_result(result: dict) -> str:

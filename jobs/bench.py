@@ -2,6 +2,7 @@
 
     python jobs/bench.py --mode capacity [--backlog 1000000]
     python jobs/bench.py --mode latency --offered-tps 1000 [--duration 40]
+    python jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4]
 
 Uses its own broker (unless one answers on kafka.bootstrap_servers), a scratch Delta
 root, checkpoint and MLflow store under --workdir, and a synthetic 300-tree model.
@@ -39,9 +40,9 @@ def scratch_overrides(args) -> list[str]:
 
 if __name__ == "__main__":
     parser = job_parser(__doc__)
-    parser.add_argument("--mode", choices=["capacity", "latency"], default="capacity")
+    parser.add_argument("--mode", choices=["capacity", "latency", "realtime"], default="capacity")
     parser.add_argument("--backlog", type=int, default=1_000_000, help="capacity: transactions pre-loaded")
-    parser.add_argument("--offered-tps", type=float, default=1000.0, help="latency: offered load (tx/s)")
+    parser.add_argument("--offered-tps", type=float, default=1000.0, help="latency/realtime: offered load (tx/s)")
     parser.add_argument("--warmup", type=float, default=15.0, help="latency: seconds before measuring")
     parser.add_argument("--duration", type=float, default=40.0, help="latency: measured seconds")
     parser.add_argument("--trees", type=int, default=300, help="trees in the benchmark model")
