@@ -9,6 +9,7 @@ import pytest
 
 from fraud_ml.config import PROJECT_ROOT, Config, load_config
 
+CHAMPION_DELTA = "champion_delta"  # the session champion's splits, under the session folder
 SAMPLE_CSV = (PROJECT_ROOT.parent / "shared" / "data" / "creditcard_sample.csv").resolve()
 
 requires_sample = pytest.mark.skipif(
@@ -90,10 +91,24 @@ def registered_champion(spark, base_config: Config, session_dir: Path):
     from fraud_ml.training import load_splits, train_champion
 
     cfg = base_config.with_overrides(
-        [f"delta.root={session_dir / 'champion_delta'}", "data.synthetic_rows=6000", "data.synthetic_fraud_rate=0.02",
+        [f"delta.root={session_dir / CHAMPION_DELTA}", "data.synthetic_rows=6000", "data.synthetic_fraud_rate=0.02",
          "train.xgboost.n_estimators=40"],
         env={},
     )
     prepare_splits(spark, cfg)
     result = train_champion(load_splits(spark, cfg), cfg)
     return result
+
+
+@pytest.fixture(scope="session")
+def champion_delta_root(registered_champion, session_dir: Path) -> str:
+    """Delta root holding the train/validation/test splits of the session champion."""
+    return str(session_dir / CHAMPION_DELTA)
+
+
+@pytest.fixture(scope="session")
+def champion_test_split(champion_delta_root: str):
+    """The session champion's test split as pandas (replay source of the streaming tests)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(f"{champion_delta_root}/test").to_pandas()

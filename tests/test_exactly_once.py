@@ -72,9 +72,8 @@ def wait_until(predicate, timeout: float, proc: subprocess.Popen | None = None, 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def source_frame(base_config, n: int):
-    champion_root = base_config.get("delta.root").replace("/delta", "/champion_delta")
-    return replay_frame(DeltaTable(f"{champion_root}/test").to_pandas(), n)
+def source_frame(split, n: int):
+    return replay_frame(split, n)
 
 
 def assert_exactly(cfg, frame) -> None:
@@ -89,13 +88,13 @@ def assert_exactly(cfg, frame) -> None:
 
 
 def test_kill_9_driver_three_times_loses_and_duplicates_nothing(kafka_broker, registered_champion, make_config,
-                                                                 base_config, tmp_path):
+                                                                 champion_test_split, tmp_path):
     topic = "eo-kill"
     cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
                       "kafka.partitions=2", "stream.max_offsets_per_trigger=250", "stream.trigger_interval=200 milliseconds",
                       "spark.master=local[2]", "spark.driver_memory=1g")
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
-    frame = source_frame(base_config, 3000)
+    frame = source_frame(champion_test_split, 3000)
     replay(frame, cfg, rate=0)
     rng = random.Random(20261129)
     log_path = tmp_path / "stream.log"
@@ -116,7 +115,7 @@ def test_kill_9_driver_three_times_loses_and_duplicates_nothing(kafka_broker, re
     assert_exactly(cfg, frame)
 
 
-def test_broker_restart_mid_stream(registered_champion, make_config, base_config, tmp_path):
+def test_broker_restart_mid_stream(registered_champion, make_config, base_config, champion_test_split, tmp_path):
     broker = LocalKafkaBroker(jars_dir=Path(base_config.get("kafka.local.jars_dir")), data_dir=tmp_path / "kafka",
                               port=free_port(), controller_port=free_port(), heap="384m").start()
     try:
@@ -124,7 +123,7 @@ def test_broker_restart_mid_stream(registered_champion, make_config, base_config
                           "stream.max_offsets_per_trigger=400", "stream.trigger_interval=500 milliseconds",
                           "spark.master=local[2]", "spark.driver_memory=1g")
         create_topic(broker.bootstrap_servers, "eo-broker", 2)
-        frame = source_frame(base_config, 1600)
+        frame = source_frame(champion_test_split, 1600)
         first, second = frame.iloc[:800], frame.iloc[800:]
         replay(first, cfg, rate=0)
         log_path = tmp_path / "stream.log"
@@ -149,8 +148,8 @@ def test_broker_restart_mid_stream(registered_champion, make_config, base_config
         broker.stop()
 
 
-def test_restart_with_a_new_champion_version(spark, kafka_broker, registered_champion, make_config, base_config,
-                                            tmp_path):
+def test_restart_with_a_new_champion_version(spark, kafka_broker, registered_champion, make_config,
+                                            champion_delta_root, champion_test_split, tmp_path):
     import mlflow
     from fraud_ml.streaming import run_stream
     from fraud_ml.tracking import setup_mlflow
@@ -159,11 +158,11 @@ def test_restart_with_a_new_champion_version(spark, kafka_broker, registered_cha
     topic = "eo-model"
     cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
                       "mlflow.model_name=eo-model")
-    champion_cfg = cfg.with_overrides([f"delta.root={base_config.get('delta.root').replace('/delta', '/champion_delta')}",
+    champion_cfg = cfg.with_overrides([f"delta.root={champion_delta_root}",
                                        "train.xgboost.n_estimators=10"], env={})
     first_version = train_champion(load_splits(spark, champion_cfg), champion_cfg).champion.version
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
-    frame = source_frame(base_config, 1200)
+    frame = source_frame(champion_test_split, 1200)
     replay(frame.iloc[:600], cfg, rate=0)
     run_stream(spark, cfg, available_now=True)
 

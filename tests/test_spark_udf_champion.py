@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
@@ -12,13 +11,9 @@ from fraud_ml.schema import FEATURES
 from fraud_ml.scoring import build_scoring_udf
 
 
-def _test_split(base_config) -> pd.DataFrame:
-    return DeltaTable(base_config.get("delta.root").replace("/delta", "/champion_delta") + "/test").to_pandas()
-
-
-def test_spark_udf_scores_like_the_pyfunc(spark, registered_champion, base_config):
+def test_spark_udf_scores_like_the_pyfunc(spark, registered_champion, champion_test_split):
     uri = registered_champion.champion.model_uri
-    frame = _test_split(base_config)
+    frame = champion_test_split
     # All frauds (so some rows are flagged) plus some normals, kept small.
     frame = frame.sort_values("Class", ascending=False).head(150).reset_index(drop=True)
     score = build_scoring_udf(spark, uri, impl="spark_udf")
@@ -41,7 +36,7 @@ def test_spark_udf_scores_like_the_pyfunc(spark, registered_champion, base_confi
 
 @pytest.mark.integration
 def test_stream_with_spark_udf_records_the_model_version(spark, kafka_broker, registered_champion, make_config,
-                                                         base_config):
+                                                         champion_test_split):
     from fraud_ml.kafka_local import create_topic
     from fraud_ml.producer import replay, replay_frame
     from fraud_ml.streaming import run_stream
@@ -49,7 +44,7 @@ def test_stream_with_spark_udf_records_the_model_version(spark, kafka_broker, re
     topic = "spark-udf-stream"
     cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
                       "kafka.partitions=1", "stream.udf=spark_udf")
-    split = _test_split(base_config)
+    split = champion_test_split
     frame = replay_frame(split.sort_values("Class", ascending=False), 200)  # every fraud, then normals
     create_topic(kafka_broker.bootstrap_servers, topic, 1)
     assert replay(frame, cfg, rate=0).sent == 200
@@ -66,14 +61,15 @@ def test_stream_with_spark_udf_records_the_model_version(spark, kafka_broker, re
 
 
 @pytest.mark.parametrize("impl", ["cached", "spark_udf"])
-def test_message_scorer_decodes_validates_and_scores_like_the_pyfunc(spark, registered_champion, base_config, impl):
+def test_message_scorer_decodes_validates_and_scores_like_the_pyfunc(spark, registered_champion, champion_test_split,
+                                                                      impl):
     from datetime import datetime, timezone
 
     from fraud_ml.producer import encode_messages
     from fraud_ml.scoring import MessageScorer
     from test_streaming_parse import KAFKA_SCHEMA
 
-    frame = _test_split(base_config).sort_values("Class", ascending=False).head(120).reset_index(drop=True)
+    frame = champion_test_split.sort_values("Class", ascending=False).head(120).reset_index(drop=True)
     keys, values = encode_messages(frame, 1_700_000_000_000)
     values = list(values) + [b"{not json", b'{"transaction_id": "neg", "Amount": -1}']
     now = datetime.now(timezone.utc)

@@ -229,7 +229,7 @@ STREAM = ClusterJob(name="stream_score", argv=["jobs/stream_score.py", "--availa
 
 
 def test_stream_score_runs_on_the_cluster(cluster: StandaloneCluster, cluster_conf: Path, tmp_path: Path,
-                                          kafka_broker, registered_champion, base_config):
+                                          kafka_broker, registered_champion, base_config, champion_delta_root):
     """The streaming job, unchanged, with --master spark://...: Kafka -> pyfunc UDF on executors -> Delta."""
     from fraud_ml.kafka_local import create_topic
     from fraud_ml.producer import replay, replay_frame
@@ -238,7 +238,7 @@ def test_stream_score_runs_on_the_cluster(cluster: StandaloneCluster, cluster_co
     cfg = base_config.with_overrides([f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
                                       f"kafka.topic={topic}"], env={})
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
-    champion_root = base_config.get("delta.root").replace("/delta", "/champion_delta")
+    champion_root = champion_delta_root
     frame = replay_frame(read_delta(Path(champion_root) / "test"), 600)
     replay(frame, cfg, rate=0)
     job = ClusterJob(name=STREAM.name, argv=STREAM.argv, overrides=[

@@ -19,10 +19,9 @@ def stream_config(make_config, kafka_broker, registered_champion, topic, *extra)
     )
 
 
-def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion, make_config, base_config):
+def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion, make_config, champion_test_split):
     cfg = stream_config(make_config, kafka_broker, registered_champion, "e2e-exact")
-    source = DeltaTable(base_config.get("delta.root").replace("/delta", "/champion_delta") + "/test").to_pandas()
-    frame = replay_frame(source, 1500)  # more than the split: cycles with suffixed ids
+    frame = replay_frame(champion_test_split, 1500)  # more than the split: cycles with suffixed ids
     create_topic(kafka_broker.bootstrap_servers, "e2e-exact", 2)
     report = replay(frame, cfg, rate=0)
     assert report.sent == 1500
@@ -52,12 +51,11 @@ def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion,
 
 
 def test_bad_messages_are_quarantined_next_to_good_ones(spark, kafka_broker, registered_champion, make_config,
-                                                         base_config):
+                                                         champion_test_split):
     topic = "e2e-bad"
     cfg = stream_config(make_config, kafka_broker, registered_champion, topic)
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
-    source = DeltaTable(base_config.get("delta.root").replace("/delta", "/champion_delta") + "/test").to_pandas()
-    good = replay_frame(source, 50)
+    good = replay_frame(champion_test_split, 50)
     replay(good, cfg, rate=0)
     body = json.loads(json.dumps({"transaction_id": "bad-1", "V1": 1.0}))
     bad_values = [b"{not json", b"", bytes([0xff, 0xfe, 0x00]), json.dumps(body).encode(),
