@@ -1,8 +1,8 @@
 """Decode and validate transaction messages (Kafka values) in Python, vectorised per batch.
 
 This runs inside the scoring pandas UDF, so a micro-batch is parsed, checked and
-scored in one step on the Python workers (``msgspec``: about 4x cheaper per row
-than Spark's ``from_json``, docs/performance.md). Pure functions over lists of
+scored in one step on the Python workers (``msgspec``: 151k messages/s on one core
+against about 65k for Spark's ``from_json``, docs/performance.md). Pure functions over lists of
 bytes: no Spark needed to test them.
 
 A message is a JSON object with ``transaction_id`` (string), ``Time``, ``V1``..``V28``,
