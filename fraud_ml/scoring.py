@@ -154,8 +154,8 @@ class MessageScorer:
         _check_impl(impl)
         self.impl = impl
         self.keep_features = list(FEATURES if keep_features is None else keep_features)
-        self.decode = build_decode_udf(limits)
         if impl == "spark_udf":
+            self.decode = build_decode_udf(limits)
             self.predict = build_scoring_udf(spark, model_uri, "spark_udf")
             return
         shipped_name, keep = ship_model(spark, model_uri), self.keep_features
