@@ -258,6 +258,7 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
                       max_offsets_per_trigger=cfg.get("stream.max_offsets_per_trigger"),
                       trigger_interval=cfg.get("stream.trigger_interval"),
                       arrow_batch_size=cfg.get("spark.arrow_batch_size"), udf=cfg.get("stream.udf"),
+                      shuffle_partitions=cfg.get("spark.shuffle_partitions"),
                       deduplicate=cfg.get("stream.deduplicate"),
                       machine=f"{platform.machine()} {psutil.cpu_count()} cores "
                               f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}")
