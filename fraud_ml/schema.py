@@ -31,17 +31,6 @@ SPLIT_SCHEMA = T.StructType(
 # next to predictions for monitoring, never passed to the model.
 MESSAGE_LABEL = "label"
 MESSAGE_EVENT_TIME = "event_time"  # epoch milliseconds set by the producer
-CORRUPT_COL = "_corrupt_record"
-MESSAGE_SCHEMA = T.StructType(
-    [
-        T.StructField(ID_COL, T.StringType(), True),
-        T.StructField(MESSAGE_EVENT_TIME, T.LongType(), True),
-        *[T.StructField(c, T.DoubleType(), True) for c in FEATURES],
-        T.StructField(MESSAGE_LABEL, T.IntegerType(), True),
-        T.StructField(SOURCE_COL, T.StringType(), True),
-        T.StructField(CORRUPT_COL, T.StringType(), True),
-    ]
-)
 
 # What the champion pyfunc returns for each row.
 PREDICTION_SCHEMA = T.StructType(

@@ -6,7 +6,7 @@ shipped to executors as an archive (``SparkContext.addArchive``) and loaded thro
 task pays the model load. ``spark_udf``: ``mlflow.pyfunc.spark_udf`` as shipped.
 
 ``build_scoring_udf`` maps feature columns to ``<probability, decision, reasons>``.
-``build_message_scorer`` is what the stream uses: raw Kafka values in, decoded and
+``MessageScorer`` is what the stream uses: raw Kafka values in, decoded and
 validated fields plus the prediction out. With ``cached`` that is ONE pandas UDF
 (decode with ``fraud_ml.messages``, validate, score the valid rows), so a message
 crosses to Python once; with ``spark_udf`` a decoding pandas UDF feeds MLflow's UDF.
@@ -22,10 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-
-from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from fraud_ml.messages import REASON, ValidationLimits, decode_messages
@@ -155,7 +153,7 @@ class MessageScorer:
         self.impl = impl
         self.keep_features = list(FEATURES if keep_features is None else keep_features)
         if impl == "spark_udf":
-            self.decode = build_decode_udf(limits)
+            self.limits = limits
             self.predict = build_scoring_udf(spark, model_uri, "spark_udf")
             return
         shipped_name, keep = ship_model(spark, model_uri), self.keep_features
@@ -175,11 +173,18 @@ class MessageScorer:
         others = [c for c in df.columns if c not in self.columns]
         if self.impl == "cached":
             return df.select(*others, self.fused(F.col(value)).alias("_scored")).select(*others, "_scored.*")
-        decoded = df.select(*others, self.decode(F.col(value)).alias("_decoded")).select(*others, "_decoded.*")
+        decoded = with_decoded(df.select(*others), self.limits, value)
         valid = F.col(REASON).isNull()
         prediction = F.when(valid, self.predict(*[F.when(valid, F.col(c)) for c in FEATURES]))
         return (decoded.withColumn("_prediction", prediction)
                 .select(*others, *[f.name for f in MESSAGE_HEAD], *self.keep_features, "_prediction.*"))
+
+
+def with_decoded(df: DataFrame, limits: ValidationLimits = ValidationLimits(), value: str = "value") -> DataFrame:
+    """``df`` plus the DECODED_SCHEMA fields of its ``value`` column (reason, id, optional fields, features)."""
+    others = [c for c in df.columns if c not in DECODED_SCHEMA.names]
+    return (df.select(*others, build_decode_udf(limits)(F.col(value)).alias("_decoded"))
+            .select(*others, "_decoded.*"))
 
 
 def build_decode_udf(limits: ValidationLimits = ValidationLimits()) -> Callable[[Column], Column]:

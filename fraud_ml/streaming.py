@@ -22,12 +22,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_ml.config import Config
-from fraud_ml.delta_io import (append_idempotent, append_rows_idempotent, append_tagged, committed_batch,
+from fraud_ml.delta_io import (append_idempotent, append_rows_idempotent, append_tagged, batch_committed,
                                files_with_rows_since)
 from fraud_ml.kafka_local import check_reachable
 from fraud_ml.messages import REASON, ValidationLimits
 from fraud_ml.schema import BATCH_METRICS_SCHEMA, FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, SOURCE_COL
-from fraud_ml.scoring import MessageScorer, build_decode_udf
+from fraud_ml.scoring import MessageScorer, with_decoded
 from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,7 @@ def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimi
     Decoding and validation happen in Python (``fraud_ml.messages``, one pandas UDF);
     the reasons and their order are documented there. ``value`` is kept as ``raw_value``.
     """
-    rows = kafka_rows(raw)
-    others = rows.columns
-    return (rows.select(*others, build_decode_udf(limits)(F.col("value")).alias("_decoded"))
-            .select(*others, "_decoded.*").withColumnRenamed("value", "raw_value"))
+    return with_decoded(kafka_rows(raw), limits).withColumnRenamed("value", "raw_value")
 
 
 def mark_duplicates(parsed: DataFrame, already_scored: DataFrame | None = None) -> DataFrame:
@@ -214,8 +211,7 @@ class MicroBatchWriter:
         scored, observation = observe_batch(self.scored(batch_df, batch_id, started_at, keep_raw=False),
                                             f"{self.app_id}-{batch_id}-{uuid.uuid4().hex[:8]}")
         predictions = prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features)
-        done = committed_batch(self.paths["predictions"], self.app_id)
-        if done is not None and done >= batch_id:
+        if batch_committed(self.paths["predictions"], self.app_id, batch_id):
             # A replay after a crash between this batch's commits: a skipped write would never
             # run the query and the observation would never fill. Run it once, write nothing.
             log.warning("batch %d already in predictions: recomputing its statistics only", batch_id)
