@@ -89,13 +89,17 @@ class LocalKafkaBroker:
         return self.data_dir / "logs" / "server.log"
 
     def pid(self) -> int | None:
-        """PID of a broker started from this data dir that is still alive."""
+        """PID of a broker started from this data dir that is still alive.
+
+        A pid file can outlive its broker (a reboot, a kill -9) and its number be reused:
+        the process counts only if its command line is this broker's (``kafka.Kafka`` with
+        this data dir's server.properties), so stop() never signals an unrelated process.
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if is_broker_process(pid, self.data_dir / "server.properties") else None
 
     def write_config(self) -> Path:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -133,9 +137,8 @@ class LocalKafkaBroker:
     def format_storage(self, props: Path) -> None:
         if (self.data_dir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        proc = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
-                                         "--ignore-formatted"), capture_output=True, text=True)
+        proc = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}",
+                                         "-c", str(props), "--ignore-formatted"), capture_output=True, text=True)
         if proc.returncode != 0:
             raise KafkaUnavailableError(f"formatting Kafka storage failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
 
@@ -150,7 +153,7 @@ class LocalKafkaBroker:
         props = self.write_config()
         self.format_storage(props)
         out = open(self.data_dir / "logs" / "kafka.out", "ab")
-        proc = subprocess.Popen(self._java("kafka.Kafka", str(props)), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(self._java("kafka.Kafka", str(props.resolve())), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file.write_text(str(proc.pid))
         log.info("started Kafka (pid %d) on %s, data in %s", proc.pid, self.bootstrap_servers, self.data_dir)
@@ -192,6 +195,15 @@ class LocalKafkaBroker:
         self.pid_file.unlink(missing_ok=True)
         log.info("stopped Kafka (pid %d)", pid)
 
+    def kill(self) -> None:
+        """SIGKILL the broker's process group at once (what a crash does; the fault tests use it)."""
+        pid = self.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            _reap(pid)
+            self.pid_file.unlink(missing_ok=True)
+            log.info("killed Kafka (pid %d)", pid)
+
     def _log_tail(self, lines: int = 5) -> str:
         for path in (self.data_dir / "logs" / "kafka.out", self.log_file):
             if path.exists():
@@ -199,6 +211,26 @@ class LocalKafkaBroker:
                 if tail:
                     return " | ".join(tail)[-600:]
         return "no log output"
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 (may start with "-": pass it as --cluster-id=...)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def is_broker_process(pid: int, properties: Path) -> bool:
+    """Whether ``pid`` runs ``kafka.Kafka`` with ``properties`` (read from /proc; False when it is gone)."""
+    if not Path("/proc/self/cmdline").exists():  # no procfs (not Linux): the pid alone must do
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return b"kafka.Kafka" in args and str(properties.resolve()).encode() in args
 
 
 def _reap(pid: int) -> None:

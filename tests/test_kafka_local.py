@@ -37,3 +37,30 @@ def test_second_broker_on_a_taken_port_fails_clearly(kafka_broker, tmp_path):
                              controller_port=kafka_broker.controller_port)
     with pytest.raises(KafkaUnavailableError, match="is taken by another process"):
         clash.start()
+
+
+def test_cluster_ids_that_start_with_a_dash_format_the_storage(kafka_broker, tmp_path, monkeypatch):
+    from fraud_ml import kafka_local
+
+    monkeypatch.setattr(kafka_local, "new_cluster_id", lambda: "-Gf7yk0TQkK3QLN2uQHOSQ")
+    broker = LocalKafkaBroker(kafka_broker.jars_dir, tmp_path / "dash")
+    broker.format_storage(broker.write_config())
+    assert "cluster.id=-Gf7yk0TQkK3QLN2uQHOSQ" in (tmp_path / "dash" / "data" / "meta.properties").read_text()
+
+
+def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path):
+    import subprocess
+    import sys
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        broker = LocalKafkaBroker(tmp_path / "jars", tmp_path / "stale")
+        broker.pid_file.parent.mkdir(parents=True)
+        broker.pid_file.write_text(str(bystander.pid))  # the pid was reused by another program
+        assert broker.pid() is None
+        broker.stop()
+        broker.kill()
+        assert bystander.poll() is None, "stop() signalled a process that is not the broker"
+    finally:
+        bystander.kill()
+        bystander.wait()
