@@ -267,7 +267,7 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
             result["ratio_to_baseline"] = result["throughput_tps"] / baseline
         return result
     finally:
-        if query is not None and query.isActive:
+        if query is not None:
             query.stop()
         if broker is not None:
             if spark is not None:  # its Kafka producers would retry the stopped broker and log
@@ -280,8 +280,9 @@ def realtime_alerts_latency(spark, cfg: Config, variant: str, options: BenchOpti
     from confluent_kafka import Consumer
     from pyspark.sql import functions as F
 
+    from fraud_ml.messages import ValidationLimits
     from fraud_ml.scoring import MessageScorer
-    from fraud_ml.streaming import kafka_rows, kafka_source_options, validation_limits
+    from fraud_ml.streaming import kafka_source_options
     from fraud_ml.tracking import resolve_alias
 
     tag = f"{variant}-{int(time.time())}"
@@ -292,16 +293,19 @@ def realtime_alerts_latency(spark, cfg: Config, variant: str, options: BenchOpti
     options_ = {**kafka_source_options(cfg.with_overrides([f"kafka.topic={source}"], env={})),
                 "startingOffsets": "latest"}
     options_.pop("maxOffsetsPerTrigger", None)
-    rows = kafka_rows(spark.readStream.format("kafka").options(**options_).load())
+    rows = spark.readStream.format("kafka").options(**options_).load()
     if variant == "pandas_udf":
         spark.conf.set("spark.sql.streaming.realTimeMode.allowlistCheck", "false")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10")
-        scored = MessageScorer(spark, resolve_alias(cfg)[1], "cached", validation_limits(cfg), [])(rows)
+        scorer = MessageScorer(spark, resolve_alias(cfg)[1], "spark_udf", ValidationLimits.from_config(cfg), [], 2)
+        scored = scorer._with_spark_udf(rows, int(time.time() * 1000))
     else:
-        scored = rows.select("*", F.get_json_object(F.col("value").cast("string"), "$.transaction_id")
-                             .alias("transaction_id"), F.lit(None).cast("double").alias("probability"))
-    out = scored.select(F.col("key"), F.to_json(F.struct("transaction_id", "probability",
-                                                         F.unix_millis("kafka_timestamp").alias("in_ms"))).alias("value"))
+        scored = rows.select(F.col("timestamp").alias("kafka_timestamp"),
+                             F.get_json_object(F.col("value").cast("string"), "$.transaction_id").alias("transaction_id"),
+                             F.lit(None).cast("double").alias("probability"))
+    out = scored.select(F.col("transaction_id").alias("key"),
+                        F.to_json(F.struct("transaction_id", "probability",
+                                           F.unix_millis("kafka_timestamp").alias("in_ms"))).alias("value"))
     query = (out.writeStream.format("kafka").option("topic", sink)
              .options(**{k: v for k, v in options_.items() if k.startswith("kafka.")})
              .option("checkpointLocation", tempfile.mkdtemp(prefix="bench-rt-")).outputMode("update")

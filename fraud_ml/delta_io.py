@@ -1,155 +1,196 @@
-"""Delta Lake I/O shared by the jobs: batch writes and idempotent streaming appends."""
+"""Delta Lake I/O: Spark writes for the batch jobs, ``deltalake`` for the stream's tables.
+
+The stream's tables (``predictions``, ``quarantine``, ``batch_metrics``) are appended by
+the streaming driver with ``deltalake`` through a handle kept open (:class:`StreamTable`):
+one commit per table and micro-batch, carrying
+
+* a Delta ``txn`` action ``(<app_id>/<query_id>, <batch id>)``: the idempotent-write
+  protocol of Delta (``txnAppId``/``txnVersion`` in Spark), read back in O(1) from the
+  snapshot; the query id is the one Spark keeps in the checkpoint, so a new checkpoint
+  (batch ids from 0 again) never takes old commits for its own;
+* a ``userMetadata`` tag (:class:`BatchTag`) with what the batch was decided on (its start,
+  the duplicate look-back bound, the model version), so a batch replayed after a crash
+  between its commits decides exactly as its first attempt did.
+
+Only "table does not exist" is ever taken as "no table yet" (:func:`open_table`); any other
+error (I/O, a corrupt log) propagates and fails the micro-batch, which Spark then retries.
+"""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+log = logging.getLogger(__name__)
 
 
-def write_table(df: DataFrame, path: str, mode: str = "overwrite") -> None:
-    """Write a batch DataFrame as a Delta table (schema replaced on overwrite)."""
+# ----------------------------------------------------------------------------- batch jobs (Spark)
+def write_table(df, path: str, mode: str = "overwrite") -> None:
+    """Write a batch Spark DataFrame as a Delta table (schema replaced on overwrite)."""
     writer = df.write.format("delta").mode(mode)
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
     writer.save(path)
 
 
-def batch_tag(app_id: str, version: int) -> str:
-    """The ``userMetadata`` of a commit that appended batch ``version`` for ``app_id``."""
-    return json.dumps({"app_id": app_id, "batch": int(version)})
-
-
-def append_idempotent(df: DataFrame, path: str, app_id: str, version: int) -> bool:
-    """Append once per (app_id, version); return False when the batch was already committed.
-
-    This is what makes ``foreachBatch`` exactly-once: a micro-batch replayed after a
-    crash carries the same batch id, finds its commit and writes nothing. The commit
-    carries the tag in ``userMetadata`` (atomic with the data). Delta's own
-    ``txnAppId``/``txnVersion`` options do the same but made Spark rebuild the table
-    snapshot on every append: 1.3 s instead of 0.5 s per commit (docs/performance.md).
-    One writer per (table, app_id), as for those options.
-    """
-    if batch_committed(path, app_id, version):
-        return False
-    append_tagged(df, path, app_id, version)
-    return True
-
-
-def append_tagged(df: DataFrame, path: str, app_id: str, version: int) -> None:
-    """Append ``df`` in one commit tagged as batch ``version`` of ``app_id`` (no check; see append_idempotent)."""
-    (df.write.format("delta").mode("append")
-       .option("userMetadata", batch_tag(app_id, version))
-       .option("mergeSchema", "true")
-       .save(path))
-
-
-def append_rows_idempotent(rows: list[tuple], schema: StructType, path: str, app_id: str, version: int) -> bool:
-    """``append_idempotent`` for a few rows held by the driver, written with ``deltalake``.
-
-    Used for the one ``batch_metrics`` row per micro-batch: about 10 ms instead of a
-    0.5 s Spark job and commit. Columns are nullable, as in tables Spark creates.
-    """
-    import pyarrow as pa
-    from deltalake import CommitProperties, write_deltalake
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    if batch_committed(path, app_id, version):
-        return False
-    arrow_schema = pa.schema([f.with_nullable(True) for f in to_arrow_schema(schema, timezone="UTC")])
-    table = pa.Table.from_pylist([dict(zip(schema.names, row)) for row in rows], schema=arrow_schema)
-    write_deltalake(path, table, mode="append",
-                    commit_properties=CommitProperties(custom_metadata={"userMetadata": batch_tag(app_id, version)}))
-    return True
-
-
-def batch_committed(path: str, app_id: str, version: int) -> bool:
-    """Whether batch ``version`` (or a later one) of ``app_id`` is already in the table."""
-    done = committed_batch(path, app_id)
-    return done is not None and done >= version
-
-
-def _tagged_batch(commit: dict, app_id: str) -> int | None:
-    try:
-        meta = json.loads(commit.get("userMetadata") or "null")
-    except ValueError:
-        return None
-    if isinstance(meta, dict) and meta.get("app_id") == app_id and isinstance(meta.get("batch"), int):
-        return meta["batch"]
-    return None
-
-
-def committed_batch(path: str, app_id: str, recent: int = 50) -> int | None:
-    """The last batch ``app_id`` appended to a Delta table (None if none or no table).
-
-    Reads commit tags newest first (the last ``recent`` commits, then the whole
-    history); falls back to Delta ``txn`` actions written by earlier releases.
-    """
-    from deltalake import DeltaTable
-
-    try:
-        table = DeltaTable(path)
-    except Exception:  # no table yet
-        return None
-    for limit in (recent, None):
-        history = table.history(limit)
-        for commit in history:
-            batch = _tagged_batch(commit, app_id)
-            if batch is not None:
-                return batch
-        if limit is not None and len(history) < limit:
-            break
-    try:
-        return table.transaction_version(app_id)
-    except Exception:
-        return None
-
-
-def files_with_rows_since(path: str, column: str, since: datetime) -> list[str] | None:
-    """Data files of a Delta table holding rows with ``column >= since`` (by file statistics).
-
-    Read with ``deltalake`` from the log, so no Spark job rebuilds the snapshot.
-    None when the table does not exist yet.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from deltalake import DeltaTable
-
-    try:
-        table = DeltaTable(path)
-    except Exception:
-        return None
-    adds = pa.table(table.get_add_actions(flatten=True))
-    stat = f"max.{column}"
-    if stat in adds.column_names:
-        bound = pa.scalar(since.astimezone(timezone.utc), type=adds[stat].type)
-        adds = adds.filter(pc.fill_null(pc.greater_equal(adds[stat], bound), True))
-    root = table.table_uri.rstrip("/")
-    return [f"{root}/{name}" for name in adds["path"].to_pylist()]
-
-
-def read_table(spark: SparkSession, path: str) -> DataFrame:
+def read_table(spark, path: str):
     """Read a Delta table with Spark."""
     return spark.read.format("delta").load(path)
 
 
-def table_rows(path: str) -> int:
-    """Row count of a Delta table via ``deltalake`` (0 when it does not exist yet)."""
-    from deltalake import DeltaTable
+# ----------------------------------------------------------------------------- reading with deltalake
+def open_table(path: str, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at ``path`` (optionally at ``version``), or None when there is none.
 
+    Only a missing table reads as None: an unreadable log or a storage error propagates.
+    """
     try:
-        return DeltaTable(path).to_pyarrow_dataset().count_rows()
-    except Exception:  # TableNotFoundError before the first commit
-        return 0
+        return DeltaTable(path, version=version) if version is not None else DeltaTable(path)
+    except TableNotFoundError:
+        return None
+
+
+def table_rows(path: str) -> int:
+    """Row count of a Delta table (0 when it does not exist yet)."""
+    table = open_table(path)
+    return 0 if table is None else table.to_pyarrow_dataset().count_rows()
 
 
 def accounted_rows(batch_metrics_path: str) -> int:
     """Rows whose micro-batch is complete: scored + quarantined, summed over ``batch_metrics``."""
-    from deltalake import DeltaTable
-
-    try:
-        metrics = DeltaTable(batch_metrics_path).to_pandas(columns=["rows", "quarantined"])
-    except Exception:
+    table = open_table(batch_metrics_path)
+    if table is None:
         return 0
-    return int(metrics["rows"].sum() + metrics["quarantined"].sum())
+    metrics = table.to_pyarrow_dataset().to_table(columns=["rows", "quarantined"])
+    return int(pa.compute.sum(metrics["rows"]).as_py() or 0) + int(pa.compute.sum(metrics["quarantined"]).as_py() or 0)
+
+
+# ----------------------------------------------------------------------------- the stream's tables
+@dataclass(frozen=True)
+class BatchTag:
+    """What one micro-batch was decided on; carried by each of its commits."""
+
+    app_id: str
+    query_id: str
+    batch: int
+    started_at_ms: int      # batch start on the driver: scored_at, the event_time bound
+    since_ms: int | None    # duplicate look-back: ids scored at or after this count (None: no look-back)
+    model_version: str
+
+    @property
+    def txn_app(self) -> str:
+        """The ``txn`` application id of this query's commits."""
+        return f"{self.app_id}/{self.query_id}"
+
+    def user_metadata(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_commit(cls, commit: dict[str, Any]) -> "BatchTag | None":
+        """The tag of a commit-info dict from ``DeltaTable.history``, None when it has none (or another's)."""
+        try:
+            meta = json.loads(commit.get("userMetadata") or "null")
+            return cls(**meta) if isinstance(meta, dict) and set(meta) == set(cls.__dataclass_fields__) else None
+        except (ValueError, TypeError):
+            return None
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """How a stream table is kept small: compaction every N commits, then vacuum (``stream.maintenance``)."""
+
+    compact_every_commits: int
+    target_file_mb: int
+    vacuum: bool
+
+
+class StreamTable:
+    """One table the streaming driver appends to, through a ``deltalake`` handle kept open."""
+
+    def __init__(self, path: str, schema: pa.Schema, configuration: dict[str, str], maintenance: Maintenance) -> None:
+        self.path = path
+        self.schema = schema
+        self.configuration = {str(k): str(v) for k, v in configuration.items()}
+        self.maintenance = maintenance
+        self.table = open_table(path)
+        self._commits = 0
+
+    def refresh(self) -> None:
+        """Load the latest version (at start-up; the handle follows its own commits afterwards)."""
+        if self.table is None:
+            self.table = open_table(self.path)
+        else:
+            self.table.update_incremental()
+
+    def committed(self, tag: BatchTag) -> bool:
+        """Whether this table already holds ``tag``'s batch; StreamStateError if it holds a later one."""
+        from fraud_ml.errors import StreamStateError
+
+        done = None if self.table is None else self.table.transaction_version(tag.txn_app)
+        if done is not None and done > tag.batch:
+            raise StreamStateError(
+                f"{self.path} already holds batch {done} of query {tag.query_id}, but the checkpoint is at batch "
+                f"{tag.batch}: the checkpoint was restored from an older copy; refusing to skip or rewrite data")
+        return done == tag.batch
+
+    def find_tag(self, tag: BatchTag, recent: int = 200) -> tuple[BatchTag, int] | None:
+        """The tag and commit time (epoch ms) of this query's commit of ``tag.batch``, if any (newest first)."""
+        if self.table is None or not self.committed(tag):
+            return None
+        for limit in (recent, None):
+            for commit in self.table.history(limit):
+                found = BatchTag.from_commit(commit)
+                if found is not None and found.txn_app == tag.txn_app and found.batch == tag.batch:
+                    return found, int(commit["timestamp"])
+        from fraud_ml.errors import StreamStateError
+
+        raise StreamStateError(f"{self.path} has a txn entry for batch {tag.batch} of {tag.txn_app} "
+                               "but no commit tagged with it")
+
+    def arrow_schema(self) -> pa.Schema:
+        """The table's schema when it exists, else the schema it will be created with."""
+        return self.schema if self.table is None else pa.schema(self.table.schema().to_arrow())
+
+    def append(self, data: pa.Table, tag: BatchTag) -> int:
+        """Append ``data`` in one commit tagged with ``tag`` (creating the table on the first one).
+
+        Returns the commit's timestamp (epoch ms, from its commit info: what a replay reads back).
+        """
+        properties = CommitProperties(custom_metadata={"userMetadata": tag.user_metadata()},
+                                      app_transactions=[Transaction(tag.txn_app, int(tag.batch))])
+        if self.table is None:
+            write_deltalake(self.path, data.cast(self.schema), mode="append", configuration=self.configuration,
+                            commit_properties=properties)
+            self.table = DeltaTable(self.path)
+        else:
+            target = self.arrow_schema()
+            missing = [f for f in data.schema if f.name not in target.names]
+            if missing:  # e.g. a new stream.prediction_features column: add it
+                target = pa.schema(list(target) + missing)
+            data = data.select([f.name for f in target if f.name in data.schema.names])
+            write_deltalake(self.table, data.cast(pa.schema([target.field(n) for n in data.schema.names])),
+                            mode="append", schema_mode="merge" if missing else None, commit_properties=properties)
+        committed_ms = int(self.table.history(1)[0]["timestamp"])
+        self._commits += 1
+        if self.maintenance.compact_every_commits and self._commits % self.maintenance.compact_every_commits == 0:
+            self.maintain()
+        return committed_ms
+
+    def maintain(self) -> dict:
+        """Compact small files (data unchanged), then vacuum what the table's retention allows."""
+        metrics = self.table.optimize.compact(target_size=self.maintenance.target_file_mb * 2**20)
+        removed = self.table.vacuum(dry_run=False) if self.maintenance.vacuum else []
+        log.info("%s: compacted %s files into %s, vacuumed %d", self.path, metrics.get("numFilesRemoved"),
+                 metrics.get("numFilesAdded"), len(removed))
+        return {**metrics, "vacuumed": len(removed)}
+
+    def read(self, columns: list[str], filter=None) -> pa.Table:
+        """Columns of the current version (an empty table when the table does not exist)."""
+        if self.table is None:
+            return self.schema.empty_table().select(columns)
+        return self.table.to_pyarrow_dataset().to_table(columns=columns, filter=filter)

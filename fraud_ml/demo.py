@@ -147,7 +147,7 @@ def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
         for proc in dashboard:
             if proc.poll() is None:
                 proc.terminate()
-        if query is not None and query.isActive:
+        if query is not None:
             query.stop()
         if spark is not None:
             spark.stop()

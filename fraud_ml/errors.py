@@ -23,3 +23,11 @@ class KafkaUnavailableError(FraudMLError):
 
 class ModelNotFoundError(FraudMLError):
     """The registered model or alias does not exist."""
+
+
+class StreamConflictError(FraudMLError):
+    """Another live streaming query writes the same tables under the same ``stream.app_id``."""
+
+
+class StreamStateError(FraudMLError):
+    """The tables and the checkpoint disagree in a way that would skip or duplicate data."""

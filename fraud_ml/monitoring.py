@@ -39,15 +39,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Columns of ``predictions`` the live monitor reads (plus the amount column, see LiveMonitor).
-CORE_COLUMNS: list[str] = ["batch_id", "scored_at", "probability", "decision", "label", "kafka_timestamp"]
+CORE_COLUMNS: list[str] = ["query_id", "batch_id", "scored_at", "probability", "decision", "label", "kafka_timestamp"]
 ALERT_COLUMNS: list[str] = ["transaction_id", "model_version", "reasons", "source"]
 METRICS_COLUMNS: list[str] = [
-    "batch_id", "model_version", "started_at", "committed_at", "rows", "quarantined", "flagged",
+    "query_id", "batch_id", "model_version", "started_at", "committed_at", "rows", "quarantined", "flagged",
     "processing_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
     "latency_max_ms", "rows_per_s",
 ]
 LATENCY_PERCENTILE_COLUMNS: list[str] = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms"]
 COUNT_COLUMNS: list[str] = ["rows", "flagged", "labeled", "frauds", "tp", "fp", "fn", "tn"]
+# A micro-batch is (query_id, batch_id): batch ids start at 0 again with a new checkpoint.
+# Tables of earlier releases have no query_id; their batches read as query "".
+BATCH_KEY: list[str] = ["query_id", "batch_id"]
 
 # End-to-end latency histogram edges in milliseconds (last bin is open-ended).
 LATENCY_EDGES_MS: tuple[float, ...] = (
@@ -122,11 +125,30 @@ def quality_from_aggregates(agg: pd.DataFrame) -> Quality:
 
 
 # ----------------------------------------------------------------------------- per-batch aggregates
-def batch_aggregates(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``batch_id`` from prediction rows.
+def query_ids(frame: pd.DataFrame) -> pd.Series:
+    """The ``query_id`` column as strings ("" where absent or null)."""
+    if "query_id" not in frame.columns:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame["query_id"].astype(object).where(frame["query_id"].notna(), "").astype(str)
 
-    Columns: batch_id, scored_at (earliest in the batch; the streaming job uses one
-    value per micro-batch), rows, flagged, labeled, frauds, tp, fp, fn, tn.
+
+def batch_index(frame: pd.DataFrame) -> pd.MultiIndex:
+    """(query_id, batch_id) of each row."""
+    return pd.MultiIndex.from_arrays([query_ids(frame), frame["batch_id"].astype("int64")], names=BATCH_KEY)
+
+
+def commit_times(rows: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
+    """The ``committed_at`` of each row's batch (NaT where ``metrics`` has no row for it yet)."""
+    commits = pd.Series(metrics["committed_at"].to_numpy(), index=batch_index(metrics))
+    commits = commits[~commits.index.duplicated(keep="last")]
+    return pd.Series(commits.reindex(batch_index(rows)).to_numpy(), index=rows.index)
+
+
+def batch_aggregates(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per micro-batch (query_id, batch_id) from prediction rows.
+
+    Columns: query_id, batch_id, scored_at (earliest in the batch; the streaming job uses
+    one value per micro-batch), rows, flagged, labeled, frauds, tp, fp, fn, tn.
     """
     if rows is None or rows.empty:
         return _empty_aggregates()
@@ -135,6 +157,7 @@ def batch_aggregates(rows: pd.DataFrame) -> pd.DataFrame:
     y = label.fillna(-1).astype("int64")
     d = rows["decision"].fillna(0).astype("int64")
     frame = pd.DataFrame({
+        "query_id": query_ids(rows),
         "batch_id": rows["batch_id"].astype("int64"),
         "scored_at": rows["scored_at"],
         "rows": 1,
@@ -161,13 +184,15 @@ def merge_aggregates(old: pd.DataFrame | None, new: pd.DataFrame | None) -> pd.D
 
 def _group_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
     spec = {"scored_at": "min", **{c: "sum" for c in COUNT_COLUMNS}}
-    out = frame.groupby("batch_id", as_index=False, sort=True).agg(spec)
-    return out[["batch_id", "scored_at", *COUNT_COLUMNS]]
+    out = frame.groupby(BATCH_KEY, as_index=False, sort=False).agg(spec)
+    return out.sort_values(["scored_at", "batch_id"], kind="stable")[[*BATCH_KEY, "scored_at", *COUNT_COLUMNS]] \
+        .reset_index(drop=True)
 
 
 def _empty_aggregates() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="int64") for c in ["batch_id", *COUNT_COLUMNS]})
-    frame.insert(1, "scored_at", pd.Series(dtype="datetime64[us, UTC]"))
+    frame.insert(0, "query_id", pd.Series(dtype=object))
+    frame.insert(2, "scored_at", pd.Series(dtype="datetime64[us, UTC]"))
     return frame
 
 
@@ -586,7 +611,7 @@ class LiveMonitor:
         self._flagged = pd.DataFrame()
         self._scores = np.zeros((3, self.score_bins), dtype="int64")
         self._latency = np.zeros(len(LATENCY_EDGES_MS) - 1, dtype="int64")
-        self._pending = pd.DataFrame({"batch_id": pd.Series(dtype="int64"),
+        self._pending = pd.DataFrame({"query_id": pd.Series(dtype=object), "batch_id": pd.Series(dtype="int64"),
                                       "kafka_timestamp": pd.Series(dtype="datetime64[us, UTC]")})
 
     def refresh(self) -> Snapshot:
@@ -623,7 +648,7 @@ class LiveMonitor:
         if len(flagged):
             both = pd.concat([self._flagged, flagged], ignore_index=True) if len(self._flagged) else flagged
             self._flagged = latest_alerts(both, MAX_FLAGGED_KEPT)
-        pending = rows[["batch_id", "kafka_timestamp"]].dropna()
+        pending = rows[["batch_id", "kafka_timestamp"]].assign(query_id=query_ids(rows)).dropna()
         self._pending = pd.concat([self._pending, pending], ignore_index=True) if len(self._pending) else pending
         if len(self._pending) > MAX_PENDING_LATENCY_ROWS:
             log.warning("%d rows wait for their batch_metrics row; dropping the oldest", len(self._pending))
@@ -633,19 +658,20 @@ class LiveMonitor:
         frame = self._metrics.frame
         if frame is None:
             return None
-        return frame.drop_duplicates("batch_id", keep="last").sort_values("batch_id").reset_index(drop=True)
+        frame = frame.assign(query_id=query_ids(frame))
+        return frame.drop_duplicates(BATCH_KEY, keep="last").sort_values(["started_at", "batch_id"]).reset_index(drop=True)
 
     def _resolve_latency(self) -> None:
         """Histogram the end-to-end latency of rows whose batch now has its commit time."""
         metrics = self._metrics.frame
         if metrics is None or self._pending.empty:
             return
-        commits = metrics.drop_duplicates("batch_id", keep="last").set_index("batch_id")["committed_at"]
-        known = self._pending["batch_id"].isin(commits.index)
+        committed = commit_times(self._pending, metrics)
+        known = committed.notna()
         if not known.any():
             return
         done = self._pending[known]
-        latency = row_latency_ms(done["kafka_timestamp"], done["batch_id"].map(commits))
+        latency = row_latency_ms(done["kafka_timestamp"], committed[known])
         self._latency += latency_histogram(latency.to_numpy())
         self._pending = self._pending[~known]
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fraud_ml.monitoring import batch_index, commit_times
+
 
 @dataclass
 class RunSummary:
@@ -38,8 +40,7 @@ class RunSummary:
 
 def row_latencies_ms(predictions: pd.DataFrame, batch_metrics: pd.DataFrame) -> np.ndarray:
     """Per-row end-to-end latency: the batch's Delta commit time minus the Kafka timestamp."""
-    committed = batch_metrics.drop_duplicates("batch_id").set_index("batch_id")["committed_at"]
-    commit_ts = predictions["batch_id"].map(committed)
+    commit_ts = commit_times(predictions, batch_metrics)
     delta = pd.to_datetime(commit_ts, utc=True) - pd.to_datetime(predictions["kafka_timestamp"], utc=True)
     return (delta.dt.total_seconds() * 1000.0).dropna().to_numpy()
 
@@ -68,5 +69,5 @@ def summarize(predictions: pd.DataFrame, batch_metrics: pd.DataFrame, quarantine
         precision=precision, recall=recall, f1=f1,
         latency_p50_ms=pct(50), latency_p95_ms=pct(95), latency_p99_ms=pct(99),
         throughput_tps=len(predictions) / span if span > 0 else float("nan"),
-        batches=int(batch_metrics["batch_id"].nunique()) if len(batch_metrics) else 0, quarantined=quarantined,
+        batches=int(batch_index(batch_metrics).nunique()) if len(batch_metrics) else 0, quarantined=quarantined,
     )

@@ -1,15 +1,15 @@
-"""Scoring UDFs that run the registered champion (an ``mlflow.pyfunc`` model) inside Spark.
+"""Score raw Kafka values with the registered champion (an ``mlflow.pyfunc`` model) inside Spark.
 
-``cached`` (default): the pinned model version is downloaded once on the driver,
-shipped to executors as an archive (``SparkContext.addArchive``) and loaded through
-``mlflow.pyfunc.load_model`` once per Python worker (module-level cache), so no
-task pays the model load. ``spark_udf``: ``mlflow.pyfunc.spark_udf`` as shipped.
+``arrow`` (default): the pinned model version is downloaded once on the driver, shipped
+to executors as an archive (``SparkContext.addArchive``) and loaded with
+``mlflow.pyfunc.load_model`` once per Python worker (module-level cache). One Arrow
+function (``mapInArrow``) decodes, validates and scores each Kafka partition's values, so
+a message crosses to Python once and no pandas conversion of the Kafka rows happens.
+``spark_udf``: a decoding pandas UDF feeds ``mlflow.pyfunc.spark_udf`` as MLflow ships it.
 
-``build_scoring_udf`` maps feature columns to ``<probability, decision, reasons>``.
-``MessageScorer`` is what the stream uses: raw Kafka values in, decoded and
-validated fields plus the prediction out. With ``cached`` that is ONE pandas UDF
-(decode with ``fraud_ml.messages``, validate, score the valid rows), so a message
-crosses to Python once; with ``spark_udf`` a decoding pandas UDF feeds MLflow's UDF.
+Both produce :data:`SCORED_SCHEMA`: one row per message with its ``reason`` (None = valid),
+decoded fields and prediction; raw bytes, raw key and topic only for refused messages. The
+driver (fraud_ml.routing) turns that into table rows.
 """
 from __future__ import annotations
 
@@ -18,21 +18,41 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import Any, Callable
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fraud_ml.messages import REASON, ValidationLimits, decode_messages
-from fraud_ml.schema import (FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, PREDICTION_SCHEMA, SOURCE_COL)
+from fraud_ml.schema import FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, SOURCE_COL
 
 log = logging.getLogger(__name__)
 
 _MODEL_CACHE: dict[str, Any] = {}
-UDF_IMPLEMENTATIONS = ("cached", "spark_udf")
+UDF_IMPLEMENTATIONS = ("arrow", "spark_udf")
+KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "timestamp"]
+
+_HEAD = [
+    pa.field(REASON, pa.string()), pa.field(ID_COL, pa.string()), pa.field("probability", pa.float64()),
+    pa.field("decision", pa.int32()), pa.field("reasons", pa.string()), pa.field(MESSAGE_LABEL, pa.int32()),
+    pa.field(SOURCE_COL, pa.string()), pa.field("event_time_ms", pa.int64()), pa.field("kafka_partition", pa.int32()),
+    pa.field("kafka_offset", pa.int64()), pa.field("kafka_timestamp", pa.timestamp("us", tz="UTC")),
+    pa.field("kafka_topic", pa.string()), pa.field("key", pa.binary()), pa.field("raw_value", pa.binary()),
+]
+_SPARK_TYPES = {pa.string(): "string", pa.float64(): "double", pa.int32(): "int", pa.int64(): "bigint",
+                pa.binary(): "binary", pa.timestamp("us", tz="UTC"): "timestamp"}
+
+
+def scored_schema(keep_features: list[str]) -> pa.Schema:
+    """Arrow schema of a scored message: head fields, then the kept feature values."""
+    return pa.schema(_HEAD + [pa.field(c, pa.float64()) for c in keep_features])
+
+
+def spark_ddl(schema: pa.Schema) -> str:
+    """The Spark DDL string of an Arrow schema made of the types above."""
+    return ", ".join(f"`{f.name}` {_SPARK_TYPES[f.type]}" for f in schema)
 
 
 def load_cached_model(shipped_name: str) -> Any:
@@ -47,29 +67,12 @@ def load_cached_model(shipped_name: str) -> Any:
     return model
 
 
-def predict_frame(model: Any, columns: tuple[pd.Series, ...], feature_names: list[str]) -> pd.DataFrame:
-    """Run the pyfunc on feature Series and return exactly the prediction struct's columns."""
-    frame = pd.concat(columns, axis=1, ignore_index=True)
-    frame.columns = feature_names
-    out = model.predict(frame.astype("float64"))
-    return pd.DataFrame({
-        "probability": out["probability"].astype("float64").to_numpy(),
-        "decision": out["decision"].astype("int32").to_numpy(),
-        "reasons": out["reasons"].to_numpy() if "reasons" in out else None,
-    })
-
-
-def _check_impl(impl: str) -> None:
-    if impl not in UDF_IMPLEMENTATIONS:
-        raise ValueError(f"stream.udf must be one of {UDF_IMPLEMENTATIONS}, got '{impl}'")
-
-
-def ship_model(spark: SparkSession, model_uri: str) -> str:
+def ship_model(spark, model_uri: str) -> str:
     """Download the model version once on the driver and ship it to executors; return its shipped name."""
     import mlflow.artifacts
 
-    # One archive per query: Spark ships it to every executor and unpacks it there
-    # (addFile cannot ship a local directory outside local mode).
+    # One archive per model version and query: Spark ships it to every executor and
+    # unpacks it there (addFile cannot ship a local directory outside local mode).
     workdir = tempfile.mkdtemp(prefix="fraud-ml-")
     model_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=f"{workdir}/model")
     archive = shutil.make_archive(f"{workdir}/fraud-model-{uuid.uuid4().hex[:12]}", "zip", model_dir)
@@ -79,54 +82,15 @@ def ship_model(spark: SparkSession, model_uri: str) -> str:
     return shipped_name
 
 
-def build_scoring_udf(spark: SparkSession, model_uri: str, impl: str = "cached",
-                      feature_names: list[str] = FEATURES) -> Callable[..., Column]:
-    """A function mapping feature columns to the prediction struct column."""
-    _check_impl(impl)
-    if impl == "spark_udf":
-        import mlflow.pyfunc
-
-        udf = mlflow.pyfunc.spark_udf(spark, model_uri=model_uri, result_type=PREDICTION_SCHEMA,
-                                      env_manager="local").asNondeterministic()
-
-        def apply(*cols: Column) -> Column:
-            out = udf(F.struct(*[c.alias(n) for c, n in zip(cols, feature_names)]))
-            # spark_udf casts a string field's None to the text "None": keep it null.
-            return out.withField("reasons", F.when(out["reasons"] != F.lit("None"), out["reasons"]))
-
-        return apply
-
-    shipped_name = ship_model(spark, model_uri)
-
-    @F.pandas_udf(PREDICTION_SCHEMA)
-    def score(*columns: pd.Series) -> pd.DataFrame:
-        return predict_frame(load_cached_model(shipped_name), columns, feature_names)
-
-    # Marked non-deterministic so the optimizer never inlines it once per struct field
-    # it feeds (probability, decision, reasons): measured 15x slower when it does.
-    return score.asNondeterministic()
+def _only(mask: pa.Array, column: pa.Array) -> pa.Array:
+    """``column`` where ``mask`` holds, null elsewhere."""
+    return pc.if_else(mask, column, pa.scalar(None, column.type))
 
 
-# --- raw messages in, decoded fields and prediction out (the streaming path) ---
-
-MESSAGE_HEAD = [
-    T.StructField(REASON, T.StringType(), True),
-    T.StructField(ID_COL, T.StringType(), True),
-    T.StructField(MESSAGE_EVENT_TIME, T.LongType(), True),
-    T.StructField(MESSAGE_LABEL, T.IntegerType(), True),
-    T.StructField(SOURCE_COL, T.StringType(), True),
-]
-DECODED_SCHEMA = T.StructType(MESSAGE_HEAD + [T.StructField(c, T.DoubleType(), True) for c in FEATURES])
-
-
-def scored_message_schema(keep_features: list[str]) -> T.StructType:
-    """What a message scorer adds: decoded fields, the kept features and the prediction."""
-    return T.StructType(MESSAGE_HEAD + [T.StructField(c, T.DoubleType(), True) for c in keep_features]
-                        + list(PREDICTION_SCHEMA.fields))
-
-
-def score_decoded(model: Any, decoded: pd.DataFrame, keep_features: list[str]) -> pd.DataFrame:
-    """Run the pyfunc on the valid rows of ``decoded``; invalid rows get a null prediction."""
+def score_batch(model: Any, batch: pa.RecordBatch, limits: ValidationLimits, now_ms: int,
+                keep_features: list[str]) -> pa.RecordBatch:
+    """Decode, validate and score one Arrow batch of Kafka rows (``KAFKA_COLUMNS``) into ``scored_schema``."""
+    decoded = decode_messages(batch.column("value").to_pylist(), limits, now_ms)
     n = len(decoded)
     valid = decoded[REASON].isna().to_numpy()
     probability = np.full(n, np.nan)
@@ -138,60 +102,109 @@ def score_decoded(model: Any, decoded: pd.DataFrame, keep_features: list[str]) -
         decision[valid] = out["decision"].to_numpy(np.int32)
         if "reasons" in out:
             reasons[valid] = out["reasons"].to_numpy(object)
-    decision = pd.array(decision, dtype="Int32")
-    decision[~valid] = pd.NA
-    head = decoded[[f.name for f in MESSAGE_HEAD] + keep_features]
-    return head.assign(probability=probability, decision=decision, reasons=reasons)
+    refused = pa.array(~valid)
+    columns = {
+        REASON: pa.array(decoded[REASON].to_numpy(object), pa.string()),
+        ID_COL: pa.array(decoded[ID_COL].to_numpy(object), pa.string()),
+        "probability": pa.array(probability, mask=~valid),
+        "decision": pa.array(decision, mask=~valid),
+        "reasons": pa.array(reasons, pa.string()),
+        MESSAGE_LABEL: pa.array(decoded[MESSAGE_LABEL], pa.int32()),
+        SOURCE_COL: pa.array(decoded[SOURCE_COL].to_numpy(object), pa.string()),
+        "event_time_ms": pa.array(decoded[MESSAGE_EVENT_TIME], pa.int64()),
+        "kafka_partition": batch.column("partition"),
+        "kafka_offset": batch.column("offset"),
+        "kafka_timestamp": batch.column("timestamp").cast(pa.timestamp("us", tz="UTC")),
+        "kafka_topic": _only(refused, batch.column("topic")),
+        "key": _only(refused, batch.column("key")),
+        "raw_value": _only(refused, batch.column("value")),
+    }
+    for c in keep_features:
+        columns[c] = pa.array(decoded[c].to_numpy(np.float64), mask=~valid)
+    return pa.RecordBatch.from_pydict(columns, schema=scored_schema(keep_features))
+
+
+def _score_partition(batches: Iterator[pa.RecordBatch], shipped_name: str, limits: ValidationLimits, now_ms: int,
+                     keep_features: list[str]) -> Iterator[pa.RecordBatch]:
+    model = load_cached_model(shipped_name)
+    for batch in batches:
+        yield score_batch(model, batch, limits, now_ms, keep_features)
+
+
+def _warm_partition(batches: Iterator[pa.RecordBatch], shipped_name: str) -> Iterator[pa.RecordBatch]:
+    load_cached_model(shipped_name)
+    for batch in batches:
+        yield batch
 
 
 class MessageScorer:
-    """``scorer(df)`` adds the decoded message fields and the prediction to a DataFrame with a ``value`` column."""
+    """``scorer(kafka_df, now_ms)``: the micro-batch's Kafka rows -> ``scored_schema`` rows (lazy)."""
 
-    def __init__(self, spark: SparkSession, model_uri: str, impl: str = "cached",
-                 limits: ValidationLimits = ValidationLimits(), keep_features: list[str] | None = None) -> None:
-        _check_impl(impl)
-        self.impl = impl
-        self.keep_features = list(FEATURES if keep_features is None else keep_features)
-        if impl == "spark_udf":
-            self.limits = limits
-            self.predict = build_scoring_udf(spark, model_uri, "spark_udf")
-            return
-        shipped_name, keep = ship_model(spark, model_uri), self.keep_features
+    def __init__(self, spark, model_uri: str, impl: str, limits: ValidationLimits,
+                 keep_features: list[str], tasks: int) -> None:
+        if impl not in UDF_IMPLEMENTATIONS:
+            raise ValueError(f"stream.udf must be one of {UDF_IMPLEMENTATIONS}, got '{impl}'")
+        self.spark, self.model_uri, self.impl, self.limits = spark, model_uri, impl, limits
+        self.keep_features = list(keep_features)
+        self.schema = scored_schema(self.keep_features)
+        # One task per core and batch: Kafka partitions beyond that ran as a second wave of
+        # tasks that waited 100-200 ms each (docs/performance.md).
+        self.tasks = tasks or spark.sparkContext.defaultParallelism
+        if impl == "arrow":
+            self.shipped_name = ship_model(spark, model_uri)
+        else:
+            import mlflow.pyfunc
+            from pyspark.sql import types as T
 
-        @F.pandas_udf(scored_message_schema(keep))
-        def decode_and_score(values: pd.Series) -> pd.DataFrame:
-            return score_decoded(load_cached_model(shipped_name), decode_messages(values.tolist(), limits), keep)
+            result = T.StructType([T.StructField("probability", T.DoubleType()),
+                                   T.StructField("decision", T.IntegerType()),
+                                   T.StructField("reasons", T.StringType())])
+            self._spark_udf = mlflow.pyfunc.spark_udf(spark, model_uri=model_uri, result_type=result,
+                                                      env_manager="local").asNondeterministic()
 
-        # Non-deterministic for the same reason as build_scoring_udf's UDF.
-        self.fused = decode_and_score.asNondeterministic()
+    def warm_up(self) -> None:
+        """Load the model in the Python workers before the first micro-batch needs it."""
+        if self.impl == "arrow":
+            shipped = self.shipped_name
+            (self.spark.range(self.tasks, numPartitions=self.tasks)
+             .mapInArrow(lambda it: _warm_partition(it, shipped), "id long").collect())
 
-    @property
-    def columns(self) -> list[str]:
-        return [f.name for f in scored_message_schema(self.keep_features).fields]
+    def __call__(self, kafka_df, now_ms: int):
+        rows = kafka_df.select(*KAFKA_COLUMNS).coalesce(self.tasks)  # no-op with fewer partitions
+        if self.impl == "arrow":
+            shipped, limits, keep = self.shipped_name, self.limits, self.keep_features
+            return rows.mapInArrow(lambda it: _score_partition(it, shipped, limits, now_ms, keep),
+                                   spark_ddl(self.schema))
+        return self._with_spark_udf(rows, now_ms)
 
-    def __call__(self, df: DataFrame, value: str = "value") -> DataFrame:
-        others = [c for c in df.columns if c not in self.columns]
-        if self.impl == "cached":
-            return df.select(*others, self.fused(F.col(value)).alias("_scored")).select(*others, "_scored.*")
-        decoded = with_decoded(df.select(*others), self.limits, value)
-        valid = F.col(REASON).isNull()
-        prediction = F.when(valid, self.predict(*[F.when(valid, F.col(c)) for c in FEATURES]))
-        return (decoded.withColumn("_prediction", prediction)
-                .select(*others, *[f.name for f in MESSAGE_HEAD], *self.keep_features, "_prediction.*"))
+    def _with_spark_udf(self, rows, now_ms: int):
+        from pyspark.sql import functions as F
+        from pyspark.sql import types as T
 
+        limits = self.limits
+        decoded_type = T.StructType(
+            [T.StructField(REASON, T.StringType()), T.StructField(ID_COL, T.StringType()),
+             T.StructField(MESSAGE_EVENT_TIME, T.LongType()), T.StructField(MESSAGE_LABEL, T.IntegerType()),
+             T.StructField(SOURCE_COL, T.StringType())] + [T.StructField(c, T.DoubleType()) for c in FEATURES])
 
-def with_decoded(df: DataFrame, limits: ValidationLimits = ValidationLimits(), value: str = "value") -> DataFrame:
-    """``df`` plus the DECODED_SCHEMA fields of its ``value`` column (reason, id, optional fields, features)."""
-    others = [c for c in df.columns if c not in DECODED_SCHEMA.names]
-    return (df.select(*others, build_decode_udf(limits)(F.col(value)).alias("_decoded"))
-            .select(*others, "_decoded.*"))
+        @F.pandas_udf(decoded_type)
+        def decode(values: pd.Series) -> pd.DataFrame:
+            return decode_messages(values.tolist(), limits, now_ms)
 
-
-def build_decode_udf(limits: ValidationLimits = ValidationLimits()) -> Callable[[Column], Column]:
-    """pandas UDF: Kafka value (binary) -> DECODED_SCHEMA struct (reason, id, optional fields, features)."""
-
-    @F.pandas_udf(DECODED_SCHEMA)
-    def decode(values: pd.Series) -> pd.DataFrame:
-        return decode_messages(values.tolist(), limits)
-
-    return decode.asNondeterministic()
+        d = rows.withColumn("_d", decode.asNondeterministic()(F.col("value")))
+        valid = F.col("_d." + REASON).isNull()
+        prediction = F.when(valid, self._spark_udf(F.struct(*[F.col("_d." + c).alias(c) for c in FEATURES])))
+        d = d.withColumn("_p", prediction)
+        refused = lambda c: F.when(~valid, c)  # noqa: E731
+        return d.select(
+            F.col("_d." + REASON).alias(REASON), F.col("_d." + ID_COL).alias(ID_COL),
+            F.col("_p.probability").alias("probability"), F.col("_p.decision").alias("decision"),
+            # spark_udf casts a string field's None to the text "None": keep it null.
+            F.when(F.col("_p.reasons") != F.lit("None"), F.col("_p.reasons")).alias("reasons"),
+            F.col("_d." + MESSAGE_LABEL).alias(MESSAGE_LABEL), F.col("_d." + SOURCE_COL).alias(SOURCE_COL),
+            F.col("_d." + MESSAGE_EVENT_TIME).alias("event_time_ms"),
+            F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
+            F.col("timestamp").alias("kafka_timestamp"), refused(F.col("topic")).alias("kafka_topic"),
+            refused(F.col("key")).alias("key"), refused(F.col("value")).alias("raw_value"),
+            *[F.col("_d." + c).alias(c) for c in self.keep_features],
+        )

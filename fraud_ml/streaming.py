@@ -1,44 +1,51 @@
-"""Kafka -> champion pyfunc -> Delta, exactly once.
+"""Kafka -> champion pyfunc -> Delta, exactly once, whatever the messages hold.
 
-Each micro-batch is handled in ``foreachBatch`` by ``MicroBatchWriter``: one
-pandas UDF decodes, validates and scores the Kafka values (``fraud_ml.messages``,
-``fraud_ml.scoring.MessageScorer``), repeated transaction ids are marked, then it
-appends ``predictions``, ``quarantine`` (messages that cannot be scored, with raw
-bytes, Kafka coordinates and a reason) and one ``batch_metrics`` row. Every commit
-is tagged with (``stream.app_id``, batch id), so a batch replayed from the
-checkpoint after a crash finds its commits and is not written twice
-(``fraud_ml.delta_io.append_idempotent``).
+Each micro-batch runs in ``foreachBatch`` (:class:`MicroBatchWriter`):
+
+1. one Spark job reads the batch's Kafka rows and scores them in a ``mapInArrow``
+   function on the Python workers (decode, validate, champion pyfunc; fraud_ml.scoring),
+   collected to the driver as Arrow (about 100 bytes a message: raw bytes travel only for
+   refused ones);
+2. the driver routes every message to ``predictions`` or ``quarantine`` (reasons,
+   duplicate ids against the recent ids it holds; fraud_ml.routing);
+3. the driver appends ``predictions``, ``quarantine`` and one ``batch_metrics`` row with
+   ``deltalake``, each commit tagged with the query id, batch id and what the batch was
+   decided on (fraud_ml.delta_io), then Spark commits the Kafka offsets.
+
+A batch replayed after a crash finds its own commits, reuses their pinned start time,
+look-back bound and model version, and writes only what is missing. A lease
+(fraud_ml.lease) keeps a second live query with the same ``stream.app_id`` off the tables.
+``FRAUD_ML_FAULT_AT=<point>:<batch id>`` kills the driver at ``after_predictions``,
+``after_quarantine`` or ``after_batch_metrics`` of that batch (the fault tests use it).
 """
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
-import uuid
-from datetime import datetime, timezone
-
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import Observation
-from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+from dataclasses import dataclass
+from pathlib import Path
 
 from fraud_ml.config import Config
-from fraud_ml.delta_io import (append_idempotent, append_rows_idempotent, append_tagged, batch_committed,
-                               files_with_rows_since)
+from fraud_ml.delta_io import BatchTag, Maintenance, StreamTable
+from fraud_ml.errors import ConfigError, StreamConflictError, StreamStateError
 from fraud_ml.kafka_local import check_reachable
-from fraud_ml.messages import REASON, ValidationLimits
-from fraud_ml.schema import BATCH_METRICS_SCHEMA, FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, SOURCE_COL
-from fraud_ml.scoring import MessageScorer, with_decoded
+from fraud_ml.lease import StreamLease
+from fraud_ml.messages import ValidationLimits
+from fraud_ml.recent_ids import RecentIds
+from fraud_ml.routing import (BATCH_METRICS_SCHEMA, QUARANTINE_SCHEMA, RoutedBatch, metrics_row, predictions_schema,
+                              route_batch, with_raw)
+from fraud_ml.schema import FEATURES, ID_COL
+from fraud_ml.scoring import MessageScorer
 from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
 
 log = logging.getLogger(__name__)
 
-_LATENCY_QUANTILES = (0.50, 0.90, 0.95, 0.99)
-
-
-def validation_limits(cfg: Config) -> ValidationLimits:
-    """The quarantine bounds configured under ``stream.``."""
-    return ValidationLimits(cfg.get("stream.max_message_bytes"), cfg.get("stream.max_abs_feature"),
-                            cfg.get("stream.max_amount"))
+FAULT_ENV = "FRAUD_ML_FAULT_AT"
+FAULT_POINTS = ("after_predictions", "after_quarantine", "after_batch_metrics")
+OUTPUT_TABLES = ("predictions", "quarantine", "batch_metrics")
 
 
 def kafka_source_options(cfg: Config) -> dict[str, str]:
@@ -57,188 +64,214 @@ def kafka_source_options(cfg: Config) -> dict[str, str]:
     return options
 
 
-def read_kafka_stream(spark: SparkSession, cfg: Config) -> DataFrame:
+def read_kafka_stream(spark, cfg: Config):
     """The raw Kafka stream (key, value, topic, partition, offset, timestamp, ...)."""
     return spark.readStream.format("kafka").options(**kafka_source_options(cfg)).load()
 
 
-def kafka_rows(raw: DataFrame) -> DataFrame:
-    """The Kafka source's columns under the names the tables use (``value`` stays raw bytes)."""
-    return raw.select(
-        F.col("key").cast("string").alias("key"), F.col("value"),
-        F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
-    )
+def fault_point(point: str, batch_id: int) -> None:
+    """Kill this driver (and its JVM) here when ``FRAUD_ML_FAULT_AT`` names this point and batch."""
+    wanted = os.environ.get(FAULT_ENV, "")
+    if wanted and wanted == f"{point}:{batch_id}":
+        log.error("fault injection: killing the driver %s of batch %d", point, batch_id)
+        logging.shutdown()
+        if os.getpgrp() == os.getpid():  # our own process group (the fault tests start one): take the JVM too
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def parse_transactions(raw: DataFrame, limits: ValidationLimits = ValidationLimits()) -> DataFrame:
-    """Kafka rows -> message fields plus a ``reason`` column (null = valid); no scoring.
-
-    Decoding and validation happen in Python (``fraud_ml.messages``, one pandas UDF);
-    the reasons and their order are documented there. ``value`` is kept as ``raw_value``.
-    """
-    return with_decoded(kafka_rows(raw), limits).withColumnRenamed("value", "raw_value")
-
-
-def mark_duplicates(parsed: DataFrame, already_scored: DataFrame | None = None) -> DataFrame:
-    """Give repeated transaction ids a ``reason`` so they are recorded, not scored twice.
-
-    Within the batch the first occurrence (lowest partition, offset) is kept; ids
-    found in ``already_scored`` (transaction_id, batch_id of earlier batches) are
-    duplicates of a row scored before.
-    """
-    valid = F.col(REASON).isNull()
-    window = Window.partitionBy(ID_COL).orderBy("kafka_partition", "kafka_offset")
-    df = parsed.withColumn("_occurrence", F.when(valid, F.row_number().over(window)))
-    reason = F.when(valid & (F.col("_occurrence") > 1), F.lit("duplicate transaction_id: repeated within the batch"))
-    if already_scored is not None:
-        seen = already_scored.select(F.col(ID_COL), F.col("batch_id").alias("_seen_in")).dropDuplicates([ID_COL])
-        df = df.join(seen, ID_COL, "left")
-        reason = reason.when(valid & F.col("_seen_in").isNotNull(),
-                             F.concat(F.lit("duplicate transaction_id: already scored in batch "), F.col("_seen_in")))
-    columns = [c for c in parsed.columns]
-    return df.withColumn(REASON, reason.otherwise(F.col(REASON))).select(*columns)
+def stream_tables(cfg: Config, keep_features: list[str]) -> dict[str, StreamTable]:
+    """The stream's output tables, each with its schema, table properties and maintenance."""
+    m = cfg.get("stream.maintenance")
+    maintenance = Maintenance(int(m["compact_every_commits"]), int(m["target_file_mb"]), bool(m["vacuum"]))
+    properties = cfg.get("stream.table_properties") or {}
+    schemas = {"predictions": predictions_schema(keep_features), "quarantine": QUARANTINE_SCHEMA,
+               "batch_metrics": BATCH_METRICS_SCHEMA}
+    return {name: StreamTable(cfg.table_path(name), schemas[name], properties, maintenance) for name in OUTPUT_TABLES}
 
 
-def prediction_rows(scored: DataFrame, model_version: str, batch_id: int, scored_at: datetime,
-                    keep_features: list[str]) -> DataFrame:
-    """Rows of the ``predictions`` table for the valid messages of a scored batch."""
-    return scored.filter(F.col(REASON).isNull()).select(
-        F.col(ID_COL),
-        F.col("probability"), F.col("decision"), F.col("reasons"),
-        F.col(MESSAGE_LABEL).alias("label"),
-        F.lit(str(model_version)).alias("model_version"),
-        F.col(SOURCE_COL),
-        F.timestamp_millis(F.col(MESSAGE_EVENT_TIME)).alias("event_time"),
-        F.col("kafka_partition"), F.col("kafka_offset"), F.col("kafka_timestamp"),
-        F.lit(scored_at).cast("timestamp").alias("scored_at"),
-        F.lit(int(batch_id)).cast("long").alias("batch_id"),
-        *[F.col(c) for c in keep_features],
-    )
+def lease_folder(cfg: Config) -> str:
+    """Where the app-id leases live: ``<delta.root>/_stream_leases`` (a file system path)."""
+    root = cfg.get("delta.root")
+    if "://" in root and not root.startswith("file://"):
+        raise ConfigError(f"delta.root '{root}' is not a file system path: the stream lease (fraud_ml.lease) "
+                          "needs the tables on a shared file system (docs/cluster.md)")
+    return str(Path(root.removeprefix("file://")) / "_stream_leases")
 
 
-def quarantine_rows(scored: DataFrame, batch_id: int, at: datetime) -> DataFrame:
-    """Rows of the ``quarantine`` table: raw bytes, Kafka coordinates and the reason."""
-    return scored.filter(F.col(REASON).isNotNull()).select(
-        F.lit(int(batch_id)).cast("long").alias("batch_id"), "kafka_topic", "kafka_partition", "kafka_offset",
-        "kafka_timestamp", "key", F.col("value").alias("raw_value"), F.col(REASON).alias("reason"),
-        F.lit(at).cast("timestamp").alias("quarantined_at"),
-    )
+class Scorers:
+    """The message scorer of each model version the stream needs (the current one, a replay's pinned one)."""
 
+    def __init__(self, spark, cfg: Config, keep_features: list[str]) -> None:
+        self.spark, self.cfg, self.keep_features = spark, cfg, keep_features
+        self.limits = ValidationLimits.from_config(cfg)
+        self._by_version: dict[str, MessageScorer] = {}
 
-def observe_batch(scored: DataFrame, name: str) -> tuple[DataFrame, Observation]:
-    """Attach counts and Kafka-timestamp quantiles to ``scored``; filled by the write that consumes it.
-
-    This keeps a micro-batch to one pass over Kafka: no cache, no separate count job.
-    """
-    valid = F.col(REASON).isNull()
-    ts_ms = F.when(valid, F.unix_millis(F.col("kafka_timestamp")))
-    lower_quantiles = [round(1 - q, 4) for q in _LATENCY_QUANTILES]  # latency p99 <- oldest 1% of timestamps
-    observation = Observation(name)
-    observed = scored.observe(
-        observation,
-        F.count(F.when(valid, 1)).alias("rows"),
-        F.count(F.when(~valid, 1)).alias("quarantined"),
-        F.count(F.when(valid & (F.col("decision") == 1), 1)).alias("flagged"),
-        F.percentile_approx(ts_ms, lower_quantiles, 10000).alias("ts_quantiles"),
-        F.min(ts_ms).alias("ts_min"), F.max(ts_ms).alias("ts_max"),
-    )
-    return observed, observation
-
-
-def metrics_row(stats: dict, batch_id: int, model_version: str, started: float, committed: float) -> tuple:
-    """One ``batch_metrics`` row (see BATCH_METRICS_SCHEMA) from batch statistics and wall-clock times."""
-    committed_ms = committed * 1000.0
-    processing_ms = (committed - started) * 1000.0
-    latencies = [committed_ms - t for t in stats["ts_quantiles"]] if stats["ts_quantiles"] else [None] * 4
-    utc = timezone.utc
-    return (
-        int(batch_id), str(model_version), datetime.fromtimestamp(started, utc), datetime.fromtimestamp(committed, utc),
-        int(stats["rows"]), int(stats["quarantined"]), int(stats["flagged"]), processing_ms,
-        *latencies, (committed_ms - stats["ts_min"]) if stats["ts_min"] is not None else None,
-        stats["rows"] / (processing_ms / 1000.0) if processing_ms > 0 else None,
-        datetime.fromtimestamp(stats["ts_min"] / 1000.0, utc) if stats["ts_min"] is not None else None,
-        datetime.fromtimestamp(stats["ts_max"] / 1000.0, utc) if stats["ts_max"] is not None else None,
-    )
+    def get(self, version: str) -> MessageScorer:
+        if version not in self._by_version:
+            uri = f"models:/{self.cfg.get('mlflow.model_name')}/{version}"
+            self._by_version[version] = MessageScorer(self.spark, uri, self.cfg.get("stream.udf"), self.limits,
+                                                      self.keep_features, self.cfg.get("stream.tasks_per_batch"))
+        return self._by_version[version]
 
 
 class MicroBatchWriter:
     """The ``foreachBatch`` function: score one micro-batch and append it exactly once."""
 
-    def __init__(self, cfg: Config, scorer: MessageScorer, model_version: str) -> None:
-        self.scorer = scorer
-        self.model_version = model_version
+    def __init__(self, cfg: Config, scorers: Scorers, model_version: str,
+                 tables: dict[str, StreamTable] | None = None) -> None:
+        self.cfg = cfg
+        self.scorers = scorers
+        self.model_version = str(model_version)
+        self.keep_features = scorers.keep_features
         self.app_id = cfg.get("stream.app_id")
-        self.keep_features = scorer.keep_features
-        self.paths = {t: cfg.table_path(t) for t in ("predictions", "quarantine", "batch_metrics")}
+        self.tables = tables or stream_tables(cfg, self.keep_features)
         self.deduplicate = cfg.get("stream.deduplicate")
-        self.lookback_minutes = cfg.get("stream.dedupe_lookback_minutes")
+        self.lookback_ms = int(float(cfg.get("stream.dedupe_lookback_minutes")) * 60_000)
+        self.recent = RecentIds() if self.deduplicate and self.lookback_ms > 0 else None
+        self.query_id: str | None = None
+        self.lease: StreamLease | None = None
+        self._bound = threading.Event()
+        self._bind_error: BaseException | None = None
 
-    def already_scored(self, spark: SparkSession, batch_id: int, now: datetime) -> DataFrame | None:
-        """Ids scored by earlier batches within the look-back window (None if disabled or nothing to check).
+    # --- binding to the running query ---
+    def bind(self, query_id: str, run_id: str) -> None:
+        """Tie commits to ``query_id``, take the app-id lease and load the recent ids; batches wait for this."""
+        try:
+            lease = StreamLease(lease_folder(self.cfg), self.app_id, query_id, run_id,
+                                float(self.cfg.get("stream.lease_ttl_seconds")))
+            self.lease = lease.acquire()
+            for table in self.tables.values():
+                table.refresh()
+            if self.recent is not None:
+                self._load_recent()
+            self.query_id = query_id
+        except BaseException as exc:
+            self._bind_error = exc
+            raise
+        finally:
+            self._bound.set()
 
-        Only the data files whose ``scored_at`` statistics reach into the window are
-        read, as plain Parquet (no Delta snapshot job per batch). Rows of this same
-        batch id are excluded: after a crash the batch is replayed, and its own
-        earlier (skipped) write must not count as a duplicate.
-        """
-        if self.lookback_minutes <= 0:
-            return None
-        since = datetime.fromtimestamp(now.timestamp() - 60.0 * self.lookback_minutes, timezone.utc)
-        files = files_with_rows_since(self.paths["predictions"], "scored_at", since)
-        if not files:
-            return None
-        return (spark.read.schema(f"{ID_COL} string, batch_id long, scored_at timestamp").parquet(*files)
-                .filter((F.col("batch_id") < batch_id) & (F.col("scored_at") >= F.lit(since)))
-                .select(ID_COL, "batch_id"))
+    def close(self) -> None:
+        """Give the lease back (the query has stopped)."""
+        if self.lease is not None:
+            self.lease.release()
 
-    def scored(self, batch_df: DataFrame, batch_id: int, now: datetime, keep_raw: bool = True) -> DataFrame:
-        """Decode, validate, score and mark duplicates of one micro-batch (lazy).
+    def _load_recent(self) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.dataset as pds
 
-        ``keep_raw=False`` drops the raw bytes of valid rows before the duplicate check
-        shuffles the batch (only quarantined rows need them).
-        """
-        scored = self.scorer(kafka_rows(batch_df))
-        if not keep_raw:
-            scored = scored.withColumn("value", F.when(F.col(REASON).isNotNull(), F.col("value")))
-        if self.deduplicate:
-            scored = mark_duplicates(scored, self.already_scored(batch_df.sparkSession, batch_id, now))
-        return scored
+        since = pa.scalar((int(time.time() * 1000) - self.lookback_ms) * 1000, pa.timestamp("us", tz="UTC"))
+        rows = self.tables["predictions"].read([ID_COL, "batch_id", "scored_at"], pds.field("scored_at") >= since)
+        self.recent.load(rows[ID_COL].to_numpy(zero_copy_only=False), rows["batch_id"].to_numpy(),
+                         pc.cast(rows["scored_at"], pa.int64()).to_numpy() // 1000)
+        log.info("duplicate check: %d ids scored in the last %.0f minutes", len(self.recent), self.lookback_ms / 60_000)
 
-    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+    # --- one micro-batch ---
+    def __call__(self, batch_df, batch_id: int) -> None:
+        if not self._bound.wait(600):
+            raise StreamStateError("the streaming query was never bound to its writer (fraud_ml.streaming.start_stream)")
+        if self._bind_error is not None:
+            raise StreamConflictError(f"the stream could not start: {self._bind_error}")
+        self.lease.check()
         started = time.time()
-        started_at = datetime.fromtimestamp(started, timezone.utc)
-        scored, observation = observe_batch(self.scored(batch_df, batch_id, started_at, keep_raw=False),
-                                            f"{self.app_id}-{batch_id}-{uuid.uuid4().hex[:8]}")
-        predictions = prediction_rows(scored, self.model_version, batch_id, started_at, self.keep_features)
-        if batch_committed(self.paths["predictions"], self.app_id, batch_id):
-            # A replay after a crash between this batch's commits: a skipped write would never
-            # run the query and the observation would never fill. Run it once, write nothing.
-            log.warning("batch %d already in predictions: recomputing its statistics only", batch_id)
-            predictions.write.format("noop").mode("overwrite").save()
-        else:
-            append_tagged(predictions, self.paths["predictions"], self.app_id, batch_id)
-        committed = time.time()
-        stats = observation.get
-        if stats["quarantined"]:  # rare: a second pass over the batch for the rows that failed
-            append_idempotent(quarantine_rows(self.scored(batch_df, batch_id, started_at), batch_id, started_at),
-                              self.paths["quarantine"], self.app_id, batch_id)
-        if stats["rows"] or stats["quarantined"]:
-            row = metrics_row(stats, batch_id, self.model_version, started, committed)
-            append_rows_idempotent([row], BATCH_METRICS_SCHEMA, self.paths["batch_metrics"], self.app_id, batch_id)
-        log.info("batch %d: %d scored, %d flagged, %d quarantined in %.0f ms", batch_id, stats["rows"],
-                 stats["flagged"], stats["quarantined"], (committed - started) * 1000)
+        now_ms = int(started * 1000)
+        fresh = BatchTag(self.app_id, self.query_id, int(batch_id), now_ms,
+                         now_ms - self.lookback_ms if self.recent is not None else None, self.model_version)
+        tag, committed = self._pinned(fresh)
+        if committed:
+            log.warning("batch %d was partly committed before a restart (%s): finishing it as first decided",
+                        batch_id, ", ".join(committed))
+            if self.recent is not None:
+                self.recent.discard_batch(tag.batch, tag.started_at_ms)
+        scored = self.scorers.get(tag.model_version)(batch_df, tag.started_at_ms).toArrow()
+        routed = route_batch(scored, tag, self.keep_features, self.deduplicate, self.recent)
+        if routed.empty:
+            return
+        if routed.duplicates_without_raw.num_rows and "quarantine" not in committed:
+            routed.quarantine = with_raw(routed.quarantine, self._raw_of(batch_df, routed.duplicates_without_raw))
+        commit_ms = self._write(routed, tag, committed)
+        if self.recent is not None:
+            self.recent.add(routed.scored_hashes, tag.batch, tag.started_at_ms)
+        log.info("batch %d: %d scored, %d quarantined in %.0f ms", batch_id, routed.predictions.num_rows,
+                 routed.quarantine.num_rows, commit_ms - now_ms)
+
+    def _pinned(self, fresh: BatchTag) -> tuple[BatchTag, dict[str, int]]:
+        """The tag this batch was first decided with (and its commit times per table), or ``fresh``."""
+        found = {name: hit for name, table in self.tables.items() if (hit := table.find_tag(fresh)) is not None}
+        if not found:
+            return fresh, {}
+        tags = {tag for tag, _ in found.values()}
+        if len(tags) > 1:
+            raise StreamStateError(f"batch {fresh.batch} of query {fresh.query_id} was committed with different "
+                                   f"tags: {sorted(t.user_metadata() for t in tags)}")
+        return tags.pop(), {name: ms for name, (_, ms) in found.items()}
+
+    def _write(self, routed: RoutedBatch, tag: BatchTag, committed: dict[str, int]) -> int:
+        """Append what is not committed yet, in order; return the batch's commit time (epoch ms)."""
+        commit_ms = committed.get("predictions")
+        for name, rows in (("predictions", routed.predictions), ("quarantine", routed.quarantine)):
+            if rows.num_rows and name not in committed:
+                self.lease.check()
+                at_ms = self.tables[name].append(rows, tag)
+                commit_ms = at_ms if commit_ms is None else commit_ms
+                fault_point(f"after_{name}", tag.batch)
+            elif rows.num_rows and commit_ms is None:
+                commit_ms = committed[name]
+        if "batch_metrics" not in committed:
+            self.lease.check()
+            self.tables["batch_metrics"].append(metrics_row(routed, tag, commit_ms), tag)
+            fault_point("after_batch_metrics", tag.batch)
+        return commit_ms
+
+    @staticmethod
+    def _raw_of(batch_df, rows):
+        """Topic, key and raw bytes of the given (partition, offset) rows of the batch: a second, rare pass."""
+        from pyspark.sql import functions as F
+
+        wanted: dict[int, list[int]] = {}
+        for p, o in zip(rows["kafka_partition"].to_pylist(), rows["kafka_offset"].to_pylist()):
+            wanted.setdefault(p, []).append(o)
+        condition = None
+        for partition, offsets in wanted.items():
+            part = (F.col("partition") == partition) & F.col("offset").isin(offsets)
+            condition = part if condition is None else condition | part
+        return batch_df.where(condition).select("partition", "offset", "topic", "key", "value").toArrow()
 
 
-def start_stream(spark: SparkSession, cfg: Config, available_now: bool | None = None) -> StreamingQuery:
-    """Resolve the champion, build the scoring UDF and start the query."""
+@dataclass
+class ScoringStream:
+    """A started scoring query and its writer (``stop`` also gives the app-id lease back)."""
+
+    query: object
+    writer: MicroBatchWriter
+
+    def stop(self) -> None:
+        if self.query.isActive:
+            self.query.stop()
+        self.writer.close()
+
+    def exception(self):
+        return self.query.exception()
+
+    @property
+    def is_active(self) -> bool:
+        return self.query.isActive
+
+    def await_termination(self, timeout_s: float | None = None) -> bool:
+        return self.query.awaitTermination(timeout_s)
+
+
+def start_stream(spark, cfg: Config, available_now: bool | None = None) -> ScoringStream:
+    """Resolve the champion, warm the Python workers up, start the query and bind its writer."""
     check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
     setup_mlflow(cfg)
-    version, pinned_uri = resolve_alias(cfg)
+    version, _ = resolve_alias(cfg)
     log.info("scoring with %s (version %s of %s)", champion_uri(cfg), version, cfg.get("mlflow.model_name"))
-    scorer = MessageScorer(spark, pinned_uri, cfg.get("stream.udf"), validation_limits(cfg),
-                           [c for c in cfg.get("stream.prediction_features") if c in FEATURES])
-    writer = MicroBatchWriter(cfg, scorer, version)
+    scorers = Scorers(spark, cfg, [c for c in cfg.get("stream.prediction_features") if c in FEATURES])
+    scorers.get(version).warm_up()
+    writer = MicroBatchWriter(cfg, scorers, version)
     if available_now is None:
         available_now = cfg.get("stream.trigger") == "available_now"
     trigger = {"availableNow": True} if available_now else {"processingTime": cfg.get("stream.trigger_interval")}
@@ -248,22 +281,25 @@ def start_stream(spark: SparkSession, cfg: Config, available_now: bool | None = 
              .option("checkpointLocation", cfg.get("stream.checkpoint_dir"))
              .trigger(**trigger)
              .start())
-    log.info("stream '%s' started (%s), checkpoint %s", cfg.get("stream.app_id"),
+    try:
+        writer.bind(str(query.id), str(query.runId))
+    except BaseException:
+        query.stop()
+        raise
+    log.info("stream '%s' (query %s) started (%s), checkpoint %s", cfg.get("stream.app_id"), query.id,
              "availableNow" if available_now else f"every {cfg.get('stream.trigger_interval')}",
              cfg.get("stream.checkpoint_dir"))
-    return query
+    return ScoringStream(query, writer)
 
 
-def run_stream(spark: SparkSession, cfg: Config, available_now: bool | None = None,
-               timeout_s: float | None = None) -> None:
+def run_stream(spark, cfg: Config, available_now: bool | None = None, timeout_s: float | None = None) -> None:
     """Run the scoring query until it finishes (availableNow), times out, or is interrupted."""
-    query = start_stream(spark, cfg, available_now)
+    stream = start_stream(spark, cfg, available_now)
     try:
-        query.awaitTermination(timeout_s)
+        stream.await_termination(timeout_s)
     except KeyboardInterrupt:
         log.info("interrupted: stopping the stream")
     finally:
-        if query.isActive:
-            query.stop()
-    if query.exception() is not None:
-        raise query.exception()
+        stream.stop()
+    if stream.exception() is not None:
+        raise stream.exception()

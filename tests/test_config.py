@@ -25,9 +25,9 @@ def test_cluster_config_has_every_local_key():
 
 
 def test_cli_override_keeps_type():
-    cfg = load_config(overrides=["kafka.partitions=8", "stream.max_abs_feature=50", "kafka.topic=tx-1"], env={})
+    cfg = load_config(overrides=["kafka.partitions=8", "stream.validation.max_abs_feature=50", "kafka.topic=tx-1"], env={})
     assert cfg.get("kafka.partitions") == 8
-    assert cfg.get("stream.max_abs_feature") == 50.0 and isinstance(cfg.get("stream.max_abs_feature"), float)
+    assert cfg.get("stream.validation.max_abs_feature") == 50.0 and isinstance(cfg.get("stream.validation.max_abs_feature"), float)
     assert cfg.get("kafka.topic") == "tx-1"
 
 

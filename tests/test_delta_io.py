@@ -1,71 +1,97 @@
-"""fraud_ml.delta_io: tagged idempotent appends (Spark and deltalake writers) and recent-file selection."""
-from datetime import datetime, timedelta, timezone
-
+"""fraud_ml.delta_io: the stream's tagged, idempotent deltalake appends and the narrow "no table" rule."""
+import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
-from pyspark.sql import types as T
+from deltalake.exceptions import DeltaError
 
-from fraud_ml.delta_io import (append_idempotent, append_rows_idempotent, committed_batch, files_with_rows_since,
-                               table_rows)
+from fraud_ml.delta_io import BatchTag, Maintenance, StreamTable, accounted_rows, open_table, table_rows
+from fraud_ml.errors import StreamStateError
 
-SCHEMA = T.StructType([T.StructField("batch_id", T.LongType(), False), T.StructField("at", T.TimestampType(), True),
-                       T.StructField("value", T.DoubleType(), True)])
-
-
-def test_spark_append_is_idempotent_per_app_and_batch(spark, tmp_path):
-    path = str(tmp_path / "t")
-    assert committed_batch(path, "app") is None
-    df = spark.createDataFrame([(0, None, 1.0), (0, None, 2.0)], SCHEMA)
-    assert append_idempotent(df, path, "app", 0) is True
-    assert append_idempotent(df, path, "app", 0) is False  # replay of batch 0
-    assert append_idempotent(df, path, "other-app", 0) is True  # another writer's batch 0
-    assert committed_batch(path, "app") == 0 and committed_batch(path, "other-app") == 0
-    assert append_idempotent(df, path, "app", 1) is True
-    assert committed_batch(path, "app") == 1
-    assert table_rows(path) == 6
+SCHEMA = pa.schema([pa.field("batch_id", pa.int64()), pa.field("value", pa.float64())])
+PROPS = {"delta.checkpointInterval": "100", "delta.logRetentionDuration": "interval 1 hours",
+         "delta.deletedFileRetentionDuration": "interval 1 hours"}
 
 
-def test_tag_is_found_behind_many_other_commits(spark, tmp_path):
-    path = str(tmp_path / "t")
-    df = spark.createDataFrame([(0, None, 1.0)], SCHEMA)
-    append_idempotent(df, path, "app", 7)
-    for i in range(4):
-        append_idempotent(df, path, f"noise-{i}", 0)
-    assert committed_batch(path, "app", recent=2) == 7
+def tag(batch: int, query: str = "q1", app: str = "app") -> BatchTag:
+    return BatchTag(app, query, batch, started_at_ms=1_000 + batch, since_ms=None, model_version="1")
 
 
-def test_legacy_txn_actions_still_count(spark, tmp_path):
-    path = str(tmp_path / "t")
-    (spark.createDataFrame([(0, None, 1.0)], SCHEMA).write.format("delta").mode("append")
-     .option("txnAppId", "old-app").option("txnVersion", 12).save(path))
-    assert committed_batch(path, "old-app") == 12
+def rows(batch: int, n: int = 2) -> pa.Table:
+    return pa.table({"batch_id": [batch] * n, "value": [float(i) for i in range(n)]}, schema=SCHEMA)
 
 
-def test_driver_rows_append_to_a_table_spark_created_and_spark_reads_them(spark, tmp_path):
-    path = str(tmp_path / "metrics")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    append_idempotent(spark.createDataFrame([(0, now, 1.0)], SCHEMA), path, "app", 0)
-    assert append_rows_idempotent([(1, now, None)], SCHEMA, path, "app", 1) is True
-    assert append_rows_idempotent([(1, now, None)], SCHEMA, path, "app", 1) is False
-    rows = sorted(spark.read.format("delta").load(path).collect())
-    assert [r["batch_id"] for r in rows] == [0, 1] and rows[1]["value"] is None
-    assert rows[1]["at"].replace(tzinfo=timezone.utc) == now or rows[1]["at"] == now.replace(tzinfo=None)
+def stream_table(path, compact_every: int = 0) -> StreamTable:
+    return StreamTable(str(path), SCHEMA, PROPS, Maintenance(compact_every, 128, True))
 
 
-def test_driver_rows_create_the_table(tmp_path):
-    path = str(tmp_path / "fresh")
-    assert append_rows_idempotent([(3, datetime.now(timezone.utc), 2.5)], SCHEMA, path, "app", 3)
-    assert committed_batch(path, "app") == 3
-    assert DeltaTable(path).to_pandas()["value"].tolist() == [2.5]
+def test_commits_are_found_per_query_and_batch(tmp_path):
+    table = stream_table(tmp_path / "t")
+    assert not table.committed(tag(0)) and table.find_tag(tag(0)) is None
+    at_ms = table.append(rows(0), tag(0))
+    assert table.committed(tag(0)) and not table.committed(tag(1))
+    found, commit_ms = table.find_tag(tag(0))
+    assert found == tag(0) and commit_ms == at_ms
+    # A new checkpoint (another query id) starts at batch 0 again: none of it counts as done.
+    assert not table.committed(tag(0, query="q2")) and table.find_tag(tag(0, query="q2")) is None
+    table.append(rows(0), tag(0, query="q2"))
+    assert table_rows(str(tmp_path / "t")) == 4
+    assert DeltaTable(str(tmp_path / "t")).metadata().configuration == PROPS
 
 
-def test_files_with_rows_since_uses_file_statistics(spark, tmp_path):
-    path = str(tmp_path / "t")
-    assert files_with_rows_since(path, "at", datetime.now(timezone.utc)) is None
-    old = datetime.now(timezone.utc) - timedelta(hours=2)
-    new = datetime.now(timezone.utc)
-    append_idempotent(spark.createDataFrame([(0, old, 1.0)], SCHEMA).coalesce(1), path, "app", 0)
-    append_idempotent(spark.createDataFrame([(1, new, 1.0)], SCHEMA).coalesce(1), path, "app", 1)
-    recent = files_with_rows_since(path, "at", new - timedelta(minutes=5))
-    assert len(recent) == 1
-    assert spark.read.parquet(*recent).collect()[0]["batch_id"] == 1
-    assert len(files_with_rows_since(path, "at", old - timedelta(minutes=5))) == 2
+def test_a_reopened_table_still_knows_its_commits(tmp_path):
+    stream_table(tmp_path / "t").append(rows(3), tag(3))
+    again = stream_table(tmp_path / "t")
+    assert again.committed(tag(3)) and again.find_tag(tag(3))[0].started_at_ms == 1_003
+
+
+def test_a_checkpoint_behind_the_table_is_an_error_not_a_skip(tmp_path):
+    table = stream_table(tmp_path / "t")
+    table.append(rows(5), tag(5))
+    with pytest.raises(StreamStateError, match="already holds batch 5 .* at batch 2"):
+        table.committed(tag(2))
+
+
+def test_the_tag_is_found_behind_many_other_commits(tmp_path):
+    table = stream_table(tmp_path / "t")
+    table.append(rows(0), tag(0))
+    for i in range(5):
+        table.append(rows(i), tag(i, app=f"noise-{i}"))
+    assert table.find_tag(tag(0), recent=2)[0] == tag(0)
+
+
+def test_compaction_keeps_the_rows_and_bounds_the_files(tmp_path):
+    table = stream_table(tmp_path / "t", compact_every=5)
+    for b in range(12):
+        table.append(rows(b), tag(b))
+    files = DeltaTable(str(tmp_path / "t")).file_uris()
+    assert len(files) <= 4, files  # two compactions: 12 appends -> 1 + 1 + 2 files
+    assert table_rows(str(tmp_path / "t")) == 24 and table.committed(tag(11))
+
+
+def test_new_columns_are_added_to_an_existing_table(tmp_path):
+    table = stream_table(tmp_path / "t")
+    table.append(rows(0), tag(0))
+    wider = rows(1).append_column("extra", pa.array([1.0, 2.0]))
+    table.append(wider, tag(1))
+    assert DeltaTable(str(tmp_path / "t")).to_pandas()["extra"].notna().sum() == 2
+
+
+def test_only_a_missing_table_reads_as_no_table(tmp_path):
+    assert open_table(str(tmp_path / "absent")) is None and table_rows(str(tmp_path / "absent")) == 0
+    assert accounted_rows(str(tmp_path / "absent")) == 0
+    path = tmp_path / "t"
+    stream_table(path).append(rows(0), tag(0))
+    log = path / "_delta_log" / "00000000000000000000.json"
+    log.write_text("{ not a delta log")
+    with pytest.raises(DeltaError):
+        open_table(str(path))
+    with pytest.raises(DeltaError):
+        table_rows(str(path))
+
+
+def test_accounted_rows_sums_scored_and_quarantined(tmp_path):
+    path = str(tmp_path / "m")
+    table = StreamTable(path, pa.schema([("rows", pa.int64()), ("quarantined", pa.int64())]), {}, Maintenance(0, 1, False))
+    table.append(pa.table({"rows": [3], "quarantined": [1]}), tag(0))
+    table.append(pa.table({"rows": [5], "quarantined": [0]}), tag(1))
+    assert accounted_rows(path) == 9

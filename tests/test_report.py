@@ -26,3 +26,14 @@ def test_summary_quality_latency_and_throughput():
     assert s.latency_p50_ms == pytest.approx(1000)
     assert s.throughput_tps == pytest.approx(5 / 2.0)
     assert any("precision 0.667" in line for line in s.lines())
+
+
+def test_batches_of_two_queries_with_the_same_batch_id_are_kept_apart():
+    t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+    predictions = pd.DataFrame({"batch_id": [0, 0], "query_id": ["old", "new"],
+                                "kafka_timestamp": [t0, t0 + pd.Timedelta("10s")]})
+    metrics = pd.DataFrame({"batch_id": [0, 0], "query_id": ["old", "new"],
+                            "committed_at": [t0 + pd.Timedelta("1s"), t0 + pd.Timedelta("10.2s")]})
+    assert sorted(row_latencies_ms(predictions, metrics)) == [200, 1000]
+    legacy = predictions.drop(columns="query_id").head(1)  # tables of earlier releases: no query_id
+    assert row_latencies_ms(legacy, metrics.drop(columns="query_id").head(1)).tolist() == [1000]
