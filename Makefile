@@ -65,7 +65,7 @@ drift: $(VENV)/.installed  ## PSI drift of scores and top features into the drif
 	$(PY) jobs/drift.py --conf $(CONF) $(ARGS)
 
 dashboard: $(VENV)/.installed  ## open the Streamlit dashboard
-	$(PY) -m streamlit run dashboard/app.py --server.headless true --browser.gatherUsageStats false -- --conf $(CONF)
+	$(PY) jobs/dashboard.py --conf $(CONF) $(ARGS)
 
 demo: jars  ## the whole demo (ARGS="--transactions 20000 --no-dashboard" for headless)
 	$(PY) jobs/demo.py --conf $(CONF) $(ARGS)

@@ -38,7 +38,7 @@ from fraud_ml.config import Config
 from fraud_ml.data import SyntheticCreditCardGenerator
 from fraud_ml.delta_io import accounted_rows
 from fraud_ml.kafka_local import LocalKafkaBroker, check_reachable, create_topic, free_port
-from fraud_ml.model import log_champion
+from fraud_ml.model import load_verified, log_champion
 from fraud_ml.producer import replay
 from fraud_ml.report import row_latencies_ms
 from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL, SOURCE_GENERATED
@@ -140,7 +140,7 @@ def scoring_ceiling(booster: xgb.Booster, frame: pd.DataFrame) -> float:
 
 def per_message_baseline(model_uri: str, frame: pd.DataFrame) -> float:
     """Rows/s when every transaction is its own pyfunc call (the original per-message design)."""
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = load_verified(model_uri)
     rows = [frame[FEATURES].iloc[[i]] for i in range(len(frame))]
     model.predict(rows[0])
     started = time.perf_counter()

@@ -81,13 +81,19 @@ def _config_args(conf_path: str | None, overrides: list[str]) -> list[str]:
 
 
 def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) -> list[subprocess.Popen]:
-    """``streamlit run dashboard/app.py`` on ``dashboard.port``, plus the drift job refreshing every minute."""
-    app = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-           "--server.headless", "true", "--server.port", str(cfg.get("dashboard.port")),
-           "--browser.gatherUsageStats", "false", "--", *_config_args(conf_path, overrides)]
+    """The Streamlit dashboard on ``dashboard.address:port``, plus the drift job refreshing every minute."""
     drift = [sys.executable, str(PROJECT_ROOT / "jobs" / "drift.py"), "--every", "60",
              *_config_args(conf_path, overrides)]
-    return [subprocess.Popen(app, cwd=PROJECT_ROOT), subprocess.Popen(drift, cwd=PROJECT_ROOT)]
+    return [subprocess.Popen(dashboard_command(cfg, _config_args(conf_path, overrides)), cwd=PROJECT_ROOT),
+            subprocess.Popen(drift, cwd=PROJECT_ROOT)]
+
+
+def dashboard_command(cfg: Config, config_args: list[str]) -> list[str]:
+    """``streamlit run dashboard/app.py`` bound to ``dashboard.address`` and ``dashboard.port``."""
+    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+            "--server.headless", "true", "--server.address", str(cfg.get("dashboard.address")),
+            "--server.port", str(cfg.get("dashboard.port")), "--browser.gatherUsageStats", "false",
+            "--", *config_args]
 
 
 def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
@@ -136,7 +142,8 @@ def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
               f"{t_first:,.1f} s after the replay began")
         if options.dashboard:
             dashboard = start_dashboard(cfg, conf_path, overrides or [])
-            print(f"\ndashboard on http://localhost:{cfg.get('dashboard.port')} — the stream keeps running; Ctrl-C stops all")
+            print(f"\ndashboard on http://{cfg.get('dashboard.address')}:{cfg.get('dashboard.port')} — the stream keeps "
+                  "running; Ctrl-C stops all")
             try:
                 while dashboard[0].poll() is None:
                     time.sleep(1)

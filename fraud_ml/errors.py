@@ -25,6 +25,10 @@ class ModelNotFoundError(FraudMLError):
     """The registered model or alias does not exist."""
 
 
+class ModelFormatError(FraudMLError):
+    """A model version is not the champion pyfunc as this project logs it (from code, valid threshold)."""
+
+
 class StreamConflictError(FraudMLError):
     """Another live streaming query writes the same tables under the same ``stream.app_id``."""
 

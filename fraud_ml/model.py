@@ -1,7 +1,8 @@
 """The champion model: an XGBoost booster behind a custom ``mlflow.pyfunc`` model.
 
-The booster is stored in XGBoost's own UBJSON format (not pickle) and the decision
-threshold lives in ``model_config``. ``predict`` returns ``probability``,
+Logged as MLflow "models from code" (fraud_ml/champion_pyfunc.py): no pickle is written
+or read. The booster is stored in XGBoost's own UBJSON format and the decision
+threshold lives in ``model_config``, validated on load (0 < threshold < 1). ``predict`` returns ``probability``,
 ``decision`` and ``reasons`` (top-3 feature contributions from ``pred_contribs``,
 filled for flagged rows). ``mlflow.xgboost``'s own pyfunc returns labels only,
 which is why this wrapper exists.
@@ -22,11 +23,14 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import (average_precision_score, confusion_matrix, f1_score, precision_recall_curve,
                              precision_score, recall_score, roc_auc_score)
 
+from fraud_ml.errors import ModelFormatError
 from fraud_ml.schema import FEATURES
 
 log = logging.getLogger(__name__)
 
 BOOSTER_ARTIFACT = "booster"
+MODEL_CODE = Path(__file__).with_name("champion_pyfunc.py")
+CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
 BOOSTER_FILE = "booster.ubj"
 REASONS_TOP_K = 3
 
@@ -35,13 +39,13 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: probability, decision at the configured threshold, and reasons."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        config = context.model_config or {}
+        self.threshold = valid_threshold(config.get("threshold"))
+        self.feature_names = list(config["feature_names"])
+        self.reasons_top_k = int(config["reasons_top_k"])
         self.booster = xgb.Booster()
         self.booster.load_model(context.artifacts[BOOSTER_ARTIFACT])
-        config = context.model_config or {}
-        self.threshold = float(config.get("threshold", 0.5))
-        self.feature_names = list(config.get("feature_names", FEATURES))
-        self.reasons_top_k = int(config.get("reasons_top_k", REASONS_TOP_K))
-        self.booster.set_param({"nthread": int(config.get("nthread", 1))})
+        self.booster.set_param({"nthread": int(config["nthread"])})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         features = feature_matrix(model_input, self.feature_names)
@@ -54,6 +58,54 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
                 "reasons": explain(self.booster, features, decision, self.feature_names, self.reasons_top_k),
             }
         )
+
+
+def valid_threshold(value: Any) -> float:
+    """``value`` as a decision threshold strictly inside (0, 1); ModelFormatError otherwise."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 < threshold < 1.0:
+        raise ModelFormatError(f"the model's decision threshold must lie strictly between 0 and 1, got {value!r}")
+    return threshold
+
+
+def verify_model_dir(model_dir: str | Path) -> None:
+    """Refuse a downloaded model version that is not the champion pyfunc logged from code.
+
+    Loading must run only this project's code: a ``python_model.pkl`` (cloudpickle) or any other
+    pickle, or another flavor's loader, is refused with one clear line instead of being unpickled.
+    """
+    import yaml
+
+    model_dir = Path(model_dir)
+    try:
+        flavor = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))["flavors"]["python_function"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise ModelFormatError(f"{model_dir} is not an MLflow pyfunc model ({exc})") from None
+    pickles = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.suffix in (".pkl", ".pickle"))
+    if flavor.get("loader_module") != CODE_MODEL_LOADER or "python_model" in flavor or pickles:
+        raise ModelFormatError(
+            f"{model_dir} was not logged as the champion pyfunc from code (loader {flavor.get('loader_module')}, "
+            f"pickles: {pickles or 'none'}): refusing to unpickle it; register a new version with `make train`")
+
+
+def download_verified(model_uri: str) -> str:
+    """Download a model version from the registry into a new folder and check it was logged from code."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    model_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
+                                                    dst_path=f"{tempfile.mkdtemp(prefix='fraud-ml-')}/model")
+    verify_model_dir(model_dir)
+    return model_dir
+
+
+def load_verified(model_uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """The pyfunc of a registered version, loaded only after :func:`verify_model_dir` accepted it."""
+    return mlflow.pyfunc.load_model(download_verified(model_uri))
 
 
 def feature_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
@@ -101,14 +153,19 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, strategy: str = "ma
     precision, recall, thresholds = precision_recall_curve(y_true, scores)
     if strategy == "max_f1":
         f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-        return float(thresholds[int(np.argmax(f1[:-1]))])
+        return _open_unit(thresholds[int(np.argmax(f1[:-1]))])
     if strategy == "min_cost":
         positives = y_true.sum()
         tp = recall[:-1] * positives
         fp = np.where(precision[:-1] > 0, tp / np.clip(precision[:-1], 1e-12, None) - tp, 0.0)
         cost = cost_fn * (positives - tp) + cost_fp * fp
-        return float(thresholds[int(np.argmin(cost))])
+        return _open_unit(thresholds[int(np.argmin(cost))])
     raise ValueError(f"unknown threshold strategy '{strategy}' (max_f1 or min_cost)")
+
+
+def _open_unit(threshold: float) -> float:
+    """A score taken as threshold, moved inside (0, 1): float32 scores can round to exactly 0 or 1."""
+    return float(np.clip(threshold, np.nextafter(0.0, 1.0), np.nextafter(1.0, 0.0)))
 
 
 def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -146,9 +203,9 @@ def log_champion(booster: xgb.Booster, threshold: float, model_name: str, alias:
     booster.save_model(str(booster_path))
     info = mlflow.pyfunc.log_model(
         name="champion",
-        python_model=ChampionModel(),
+        python_model=str(MODEL_CODE),
         artifacts={BOOSTER_ARTIFACT: str(booster_path)},
-        model_config={"threshold": float(threshold), "feature_names": list(feature_names),
+        model_config={"threshold": valid_threshold(threshold), "feature_names": list(feature_names),
                       "reasons_top_k": REASONS_TOP_K, "nthread": 1},
         signature=model_signature(feature_names),
         input_example=input_example,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,26 @@ def producer_config(cfg: Config) -> dict:
         "log_level": 3,
         **cfg.kafka_client_options(),
     }
+
+
+def send_raw(messages: Sequence[tuple[bytes | None, bytes | None]], cfg: Config, topic: str | None = None) -> int:
+    """Send (key, value) pairs as they are (fault tests, fuzzing); return how many were delivered."""
+    topic = topic or cfg.get("kafka.topic")
+    producer = Producer(producer_config(cfg))
+    failures: list[KafkaError] = []
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key,
+                                 on_delivery=lambda err, _msg: failures.append(err) if err is not None else None)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    remaining = producer.flush(120)
+    if remaining or failures:
+        first = failures[0].str() if failures else f"{remaining} messages still queued"
+        raise FraudMLError(f"{len(failures) + remaining} of {len(messages)} messages were not delivered to {topic}: {first}")
+    return len(messages)
 
 
 def replay(frame: pd.DataFrame, cfg: Config, topic: str | None = None, rate: float | None = None,

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError, FraudMLError, ModelNotFoundError
-from fraud_ml.model import evaluate
+from fraud_ml.model import evaluate, load_verified, valid_threshold
 from fraud_ml.schema import FEATURES, LABEL
 from fraud_ml.tracking import resolve_alias, setup_mlflow
 from fraud_ml.training import TrainResult, real_only, train_champion
@@ -63,9 +63,9 @@ class PromotionDecision:
 
 def model_metrics(model_uri: str, test: pd.DataFrame) -> dict[str, float]:
     """Metrics of a registered pyfunc on ``test`` at the threshold stored in its ``model_config``."""
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = load_verified(model_uri)
     out = model.predict(test[FEATURES].astype("float64"))
-    threshold = float((model.model_config or {}).get("threshold", 0.5))
+    threshold = valid_threshold((model.model_config or {}).get("threshold"))
     return evaluate(test[LABEL].to_numpy(), out["probability"].to_numpy(dtype=np.float64), threshold)
 
 

@@ -69,12 +69,12 @@ def load_cached_model(shipped_name: str) -> Any:
 
 def ship_model(spark, model_uri: str) -> str:
     """Download the model version once on the driver and ship it to executors; return its shipped name."""
-    import mlflow.artifacts
+    from fraud_ml.model import download_verified
 
     # One archive per model version and query: Spark ships it to every executor and
     # unpacks it there (addFile cannot ship a local directory outside local mode).
-    workdir = tempfile.mkdtemp(prefix="fraud-ml-")
-    model_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=f"{workdir}/model")
+    model_dir = download_verified(model_uri)
+    workdir = os.path.dirname(model_dir)
     archive = shutil.make_archive(f"{workdir}/fraud-model-{uuid.uuid4().hex[:12]}", "zip", model_dir)
     shipped_name = os.path.basename(archive)
     spark.sparkContext.addArchive(archive)
@@ -156,11 +156,13 @@ class MessageScorer:
             import mlflow.pyfunc
             from pyspark.sql import types as T
 
+            from fraud_ml.model import download_verified
+
             result = T.StructType([T.StructField("probability", T.DoubleType()),
                                    T.StructField("decision", T.IntegerType()),
                                    T.StructField("reasons", T.StringType())])
-            self._spark_udf = mlflow.pyfunc.spark_udf(spark, model_uri=model_uri, result_type=result,
-                                                      env_manager="local").asNondeterministic()
+            self._spark_udf = mlflow.pyfunc.spark_udf(spark, model_uri=download_verified(model_uri),
+                                                      result_type=result, env_manager="local").asNondeterministic()
 
     def warm_up(self) -> None:
         """Load the model in the Python workers before the first micro-batch needs it."""

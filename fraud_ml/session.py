@@ -58,6 +58,8 @@ def build_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
     builder = SparkSession.builder
     under_submit = "SPARK_SUBMIT_OPTS" in os.environ or os.environ.get("PYSPARK_GATEWAY_PORT")
     if not under_submit:
+        if cfg.get("spark.bind_address"):  # read by the JVM we start: the driver and the Spark UI bind to it
+            os.environ.setdefault("SPARK_LOCAL_IP", cfg.get("spark.bind_address"))
         builder = builder.master(cfg.get("spark.master")).config("spark.driver.memory", cfg.get("spark.driver_memory"))
         builder = builder.config("spark.jars", ",".join(spark_jars(cfg.get("spark.jars_dir"))))
     for key, value in spark_conf(cfg, app_name).items():

@@ -302,6 +302,34 @@ def test_compose_refuses_to_start_without_secrets(raw, env_example):
         interpolate(raw, env)
 
 
+def test_published_ports_bind_loopback_unless_configured(raw, env_example):
+    for name, svc in raw["services"].items():
+        for port in svc.get("ports") or []:
+            assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port} on every interface"
+    env = {k: v for k, v in env_example.items() if k != "BIND_ADDRESS"}
+    published = [p for svc in interpolate(raw, env)["services"].values() for p in svc.get("ports") or []]
+    assert published and all(p.startswith("127.0.0.1:") for p in published), published
+
+
+@pytest.mark.parametrize("postgres, minio, ok", [
+    ("change-me-postgres-password", "a-real-minio-secret", False),
+    ("a-real-postgres-secret", "change-me-minio-password", False),
+    ("a-real-postgres-secret", "short", False),
+    ("a-real-postgres-secret", "a-real-minio-secret", True),
+])
+def test_the_stack_refuses_placeholder_secrets(raw, postgres, minio, ok):
+    check = raw["services"]["secrets-check"]
+    script = PROJECT_ROOT / "docker" / "init" / "check-secrets.sh"
+    assert f"./{script.relative_to(PROJECT_ROOT)}:/init/check-secrets.sh:ro" in check["volumes"]
+    for name in ("postgres", "minio"):  # every service holding a secret waits for the check
+        assert raw["services"][name]["depends_on"]["secrets-check"] == {"condition": "service_completed_successfully"}
+    proc = subprocess.run(["/bin/sh", str(script)], env={"POSTGRES_PASSWORD": postgres, "MINIO_ROOT_PASSWORD": minio},
+                          capture_output=True, text=True)
+    assert (proc.returncode == 0) == ok, proc.stderr
+    if not ok:
+        assert proc.stderr.startswith("error: ")
+
+
 def test_dotenv_is_git_ignored():
     proc = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=PROJECT_ROOT)
     assert proc.returncode == 0, ".env (the real secrets) is not in .gitignore"

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 from deltalake import DeltaTable
 
 from fraud_ml.config import PROJECT_ROOT
 from fraud_ml.delta_io import table_rows
 from fraud_ml.kafka_local import LocalKafkaBroker, create_topic, free_port
-from fraud_ml.producer import encode_messages, replay, replay_frame
+from fraud_ml.producer import encode_messages, replay, replay_frame, send_raw
 from fraud_ml.streaming import FAULT_ENV, FAULT_POINTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,13 +108,6 @@ def mixed_messages(split, n_good: int) -> tuple[list[tuple[bytes, bytes]], set[s
     return out, set(frame["transaction_id"])
 
 
-def produce(servers: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5})
-    for key, value in messages:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(60) == 0
-
-
 def assert_each_message_once(cfg, sent: int, ids: set[str]) -> None:
     """predictions + quarantine hold every (partition, offset) once; ids scored once; one metrics row per batch."""
     preds = DeltaTable(cfg.table_path("predictions")).to_pandas(
@@ -143,7 +135,7 @@ def test_kill_9_at_each_commit_boundary(kafka_broker, registered_champion, make_
                       "stream.trigger_interval=200 milliseconds", "spark.master=local[2]", "spark.driver_memory=1g")
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     messages, ids = mixed_messages(champion_test_split, 400)
-    produce(kafka_broker.bootstrap_servers, topic, messages)
+    send_raw(messages, cfg)
     log_path = tmp_path / "stream.log"
     crashed = start_stream_process(cfg, log_path, "--available-now", env={FAULT_ENV: f"{point}:1"})
     assert crashed.wait(timeout=300) == -signal.SIGKILL, log_path.read_text()[-3000:]

@@ -60,3 +60,66 @@ def test_unknown_alias_is_a_clear_error(base_config):
     setup_mlflow(cfg)
     with pytest.raises(ModelNotFoundError, match="no model 'never-registered' with alias 'champion'"):
         resolve_alias(cfg)
+
+
+def test_the_champion_is_logged_from_code_and_a_pickled_pyfunc_is_refused(base_config, tmp_path):
+    import pathlib
+
+    from fraud_ml.errors import ModelFormatError
+    from fraud_ml.model import ChampionModel, download_verified, load_verified
+
+    cfg = base_config.with_overrides(["mlflow.model_name=code-champion"], env={})
+    setup_mlflow(cfg)
+    frame = SyntheticCreditCardGenerator(n_rows=2000, fraud_rate=0.05, seed=3).generate()
+    booster = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    with mlflow.start_run():
+        champ = log_champion(booster, 0.4, "code-champion", "champion", tmp_path / "a")
+    local = pathlib.Path(download_verified(champ.model_uri))
+    assert (local / "champion_pyfunc.py").is_file() and not list(local.rglob("*.pkl"))
+    assert load_verified(champ.model_uri).predict(frame[FEATURES].head(5))["decision"].notna().all()
+    # The format of earlier releases: the PythonModel instance cloudpickled into python_model.pkl.
+    booster.save_model(str(tmp_path / "b.ubj"))
+    with mlflow.start_run():
+        pickled = mlflow.pyfunc.log_model(name="old", python_model=ChampionModel(), artifacts={"booster": str(tmp_path / "b.ubj")},
+                                          model_config={"threshold": 0.4, "feature_names": FEATURES,
+                                                        "reasons_top_k": 3, "nthread": 1})
+    with pytest.raises(ModelFormatError, match="refusing to unpickle it"):
+        load_verified(pickled.model_uri)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.2, 7, float("nan"), None, "half"])
+def test_a_threshold_outside_the_open_unit_interval_is_refused(threshold):
+    from fraud_ml.errors import ModelFormatError
+    from fraud_ml.model import valid_threshold
+
+    with pytest.raises(ModelFormatError, match="strictly between 0 and 1"):
+        valid_threshold(threshold)
+
+
+def test_a_threshold_loaded_from_a_tampered_model_config_is_refused(base_config, tmp_path):
+    import pathlib
+
+    import yaml
+
+    from fraud_ml.errors import ModelFormatError
+    from fraud_ml.model import download_verified
+
+    cfg = base_config.with_overrides(["mlflow.model_name=tampered"], env={})
+    setup_mlflow(cfg)
+    frame = SyntheticCreditCardGenerator(n_rows=2000, fraud_rate=0.05, seed=4).generate()
+    booster = xgb.XGBClassifier(n_estimators=3, max_depth=2).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    with mlflow.start_run():
+        champ = log_champion(booster, 0.5, "tampered", None, tmp_path)
+    local = pathlib.Path(download_verified(champ.model_uri))
+    meta = yaml.safe_load((local / "MLmodel").read_text())
+    meta["flavors"]["python_function"]["config"]["threshold"] = 1.5
+    (local / "MLmodel").write_text(yaml.safe_dump(meta))
+    with pytest.raises(ModelFormatError, match="got 1.5"):
+        mlflow.pyfunc.load_model(str(local))
+
+
+def test_thresholds_chosen_on_saturated_scores_stay_inside_the_unit_interval():
+    y = np.array([0, 0, 1, 1])
+    for scores in (np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.1, 0.2, 1.0, 1.0])):
+        t = choose_threshold(y, scores, "max_f1")
+        assert 0 < t < 1 and ((scores >= t) == y.astype(bool)).all()
