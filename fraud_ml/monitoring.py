@@ -20,11 +20,13 @@ wall clock, so a stopped stream still shows its last window).
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -485,9 +487,12 @@ class DeltaIncremental:
     """Read a growing Delta table incrementally, one poll per dashboard tick.
 
     Each :meth:`poll` refreshes the log (``update_incremental``); if the version is
-    unchanged it returns at once. Otherwise it reads only the data files not seen
-    before, projected to ``columns``. If any seen file disappeared (overwrite,
-    OPTIMIZE, a recreated table) it re-reads everything and sets ``reset``.
+    unchanged it returns at once. Otherwise it replays the commits since the last poll
+    from ``_delta_log``: files added with ``dataChange`` are read (projected to
+    ``columns``), even when a later commit already compacted them away; files added by
+    a compaction (``dataChange: false``, OPTIMIZE) hold rows already read, so they are
+    only noted. A delete, an overwrite, a recreated table or a commit whose log file is
+    gone re-reads everything and sets ``reset``.
     """
 
     def __init__(self, path: str, columns: Sequence[str] | None = None) -> None:
@@ -501,6 +506,7 @@ class DeltaIncremental:
     def poll(self) -> DeltaUpdate:
         """Read what changed since the last poll (see :class:`DeltaUpdate`)."""
         from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
 
         try:
             if self._dt is None:
@@ -510,7 +516,7 @@ class DeltaIncremental:
             else:
                 self._dt.update_incremental()
             version = int(self._dt.version())
-        except Exception as exc:  # noqa: BLE001 - table deleted or being recreated
+        except (TableNotFoundError, FileNotFoundError) as exc:  # deleted, or being recreated, between two polls
             log.info("Delta table %s not readable (%s); will retry", self.path, str(exc).splitlines()[0][:120])
             had_state = bool(self._seen)
             self._forget()
@@ -518,19 +524,41 @@ class DeltaIncremental:
         if version == self.version:
             return DeltaUpdate(exists=True, version=version)
         ds = self._dt.to_pyarrow_dataset()
-        fragments = list(ds.get_fragments())
-        current = {f.path for f in fragments}
-        reset = bool(self._seen - current) or (self.version is not None and version < self.version)
-        if reset:
-            log.info("Delta table %s: files removed at version %s, re-reading it", self.path, version)
-            self._seen = set()
-        fresh = [f for f in fragments if f.path not in self._seen]
-        subset = pds.FileSystemDataset(fresh, ds.schema, ds.format, ds.filesystem)
+        current = {f.path for f in ds.get_fragments()}
+        plan = self._replay(ds.filesystem, version) if self.version is not None and version > self.version else None
+        if plan is not None and plan[1] == current:
+            read, self._seen = plan
+        else:
+            if self.version is not None:
+                log.info("Delta table %s: rows removed or log gone before version %s, re-reading it", self.path, version)
+            read, self._seen = sorted(current), set(current)
+        subset = pds.FileSystemDataset.from_paths(read, schema=ds.schema, format=ds.format, filesystem=ds.filesystem)
         table = _project(subset, self.columns)
-        self._seen |= {f.path for f in fresh}
-        self.files_read += len(fresh)
+        self.files_read += len(read)
+        reset = plan is None and self.version is not None
         self.version = version
         return DeltaUpdate(exists=True, version=version, new=table, reset=reset)
+
+    def _replay(self, filesystem, version: int) -> tuple[list[str], set[str]] | None:
+        """(files to read, files of the new version) from the commits since the last poll; None: re-read all."""
+        seen, read = set(self._seen), []
+        for v in range(self.version + 1, version + 1):
+            try:
+                with filesystem.open_input_stream(f"_delta_log/{v:020d}.json") as stream:
+                    lines = stream.read().decode("utf-8").splitlines()
+            except FileNotFoundError:
+                return None  # the log was cleaned up past a checkpoint: the files in between are unknown
+            for action in (json.loads(line) for line in lines if line.strip()):
+                if "add" in action:
+                    path = unquote(action["add"]["path"])
+                    if action["add"].get("dataChange", True):
+                        read.append(path)
+                    seen.add(path)
+                elif "remove" in action:
+                    if action["remove"].get("dataChange", True):
+                        return None  # rows deleted or overwritten
+                    seen.discard(unquote(action["remove"]["path"]))
+        return read, seen
 
     def _forget(self) -> None:
         self._dt, self._seen, self.version = None, set(), None

@@ -193,6 +193,27 @@ def test_delta_incremental_reads_only_new_files(tmp_path):
     assert read_columns(path, ["b"], filter=pds.field("a") > 5)["b"].tolist() == ["q"]
 
 
+def test_delta_incremental_does_not_re_read_a_compacted_table(tmp_path):
+    from deltalake import DeltaTable
+
+    path = str(tmp_path / "t")
+    reader = DeltaIncremental(path, ["a"])
+    for i in range(4):
+        write_deltalake(path, pd.DataFrame({"a": [i]}), mode="append")
+    assert sorted(reader.poll().new.column("a").to_pylist()) == [0, 1, 2, 3] and reader.files_read == 4
+    write_deltalake(path, pd.DataFrame({"a": [4]}), mode="append")  # not seen yet when the compaction runs
+    DeltaTable(path).optimize.compact()
+    write_deltalake(path, pd.DataFrame({"a": [5]}), mode="append")
+    step = reader.poll()
+    assert not step.reset and sorted(step.new.column("a").to_pylist()) == [4, 5]
+    assert reader.files_read == 6  # the two new files, not the compacted one
+    DeltaTable(path).optimize.compact()
+    assert reader.poll().new.num_rows == 0 and reader.files_read == 6
+    DeltaTable(path).delete("a = 5")  # rows removed: the reader starts over
+    gone = reader.poll()
+    assert gone.reset and sorted(gone.new.column("a").to_pylist()) == [0, 1, 2, 3, 4]
+
+
 def test_live_monitor_incremental_equals_from_scratch(tmp_path):
     root = tmp_path / "delta"
     tables = write_stream_tables(root, batches=3, rows=60, seed=11)
