@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain \
-        stream produce drift dashboard demo test test-fast bench bench-capacity bench-latency bench-realtime cluster test-cluster compose-build compose-up \
+        stream produce drift dashboard demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-realtime cluster test-cluster compose-build compose-up \
         compose-down compose-config \
         clean distclean
 
@@ -84,6 +84,9 @@ bench-capacity: jars  ## backlog of 1,000,000 transactions, as fast as possible
 bench-latency: jars  ## offered load 1,000 tx/s, then 10,000 tx/s
 	$(PY) jobs/bench.py --mode latency --offered-tps 1000 $(ARGS)
 	$(PY) jobs/bench.py --mode latency --offered-tps 10000 $(ARGS)
+
+bench-fuzz: jars  ## 100,000 fuzzed messages mixed with good ones through the real broker and stream
+	$(PY) jobs/bench.py --mode fuzz $(ARGS)
 
 bench-realtime: jars  ## Spark real-time mode (Kafka -> Kafka alerts) evaluation at 1,000 tx/s
 	$(PY) jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4] $(ARGS)

@@ -32,7 +32,6 @@ import math
 import operator
 import re
 from dataclasses import dataclass
-import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -186,13 +185,12 @@ def decode_messages(values: Sequence[Optional[bytes]], limits: ValidationLimits,
                     now_ms: int | None = None) -> pd.DataFrame:
     """One row per value: ``reason`` (None = valid), ``transaction_id``, optional fields, the features.
 
-    ``now_ms`` (epoch ms, default: the wall clock) bounds ``event_time`` from above; the
-    stream passes the micro-batch's pinned start so a replay decides the same way.
+    ``now_ms`` (epoch ms) bounds ``event_time`` from above when given. The stream leaves it
+    None: its driver applies that bound against the micro-batch's pinned start
+    (fraud_ml.routing), so a batch replayed later decides exactly as its first attempt.
     Features are float64 and the optional fields null where the row has a reason;
     ``event_time`` is a nullable Int64 and ``label`` a nullable Int32.
     """
-    if now_ms is None:
-        now_ms = int(time.time() * 1000)
     n = len(values)
     reasons: list[Optional[str]] = [None] * n
     fast_index: list[int] = []
@@ -276,7 +274,7 @@ def _int_column(values: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray
 
 
 def _field_reasons(reasons: list, columns: dict[str, np.ndarray], features: np.ndarray, decoded: np.ndarray,
-                   limits: ValidationLimits, now_ms: int) -> tuple[tuple, tuple]:
+                   limits: ValidationLimits, now_ms: int | None) -> tuple[tuple, tuple]:
     """Fill the reasons of decoded rows (id and source form, label, non-finite and out-of-range values);
     return ``event_time`` (int64) and ``label`` (int32) as (values, null mask)."""
     rows = np.flatnonzero(decoded)
@@ -308,9 +306,8 @@ def _field_reasons(reasons: list, columns: dict[str, np.ndarray], features: np.n
                                               for s in _names(too_large[rows], PCA_FEATURES)]),
         (has_event_time & (event_time[0] < limits.min_event_time_ms),
          lambda rows: [f"out of range: {MESSAGE_EVENT_TIME} before {earliest:%Y-%m-%d}"] * len(rows)),
-        (has_event_time & (event_time[0] > now_ms + limits.max_event_time_ahead_ms),
-         lambda rows: [f"out of range: {MESSAGE_EVENT_TIME} more than "
-                       f"{limits.max_event_time_ahead_ms / 60_000:g} minutes ahead"] * len(rows)),
+        (has_event_time & (event_time[0] > event_time_limit(limits, now_ms)),
+         lambda rows: [event_time_ahead_reason(limits)] * len(rows)),
     ]
     pending = decoded.copy()
     for mask, make in checks:
@@ -320,6 +317,15 @@ def _field_reasons(reasons: list, columns: dict[str, np.ndarray], features: np.n
                 reasons[row] = text
             pending[hit] = False
     return event_time, label
+
+
+def event_time_limit(limits: ValidationLimits, now_ms: int | None) -> int | float:
+    """The latest accepted ``event_time`` (epoch ms) for a batch that started at ``now_ms`` (None: no bound)."""
+    return math.inf if now_ms is None else now_ms + limits.max_event_time_ahead_ms
+
+
+def event_time_ahead_reason(limits: ValidationLimits) -> str:
+    return f"out of range: {MESSAGE_EVENT_TIME} more than {limits.max_event_time_ahead_ms / 60_000:g} minutes ahead"
 
 
 def _form_reason(columns: dict[str, np.ndarray], i: int, limits: ValidationLimits) -> str:

@@ -28,7 +28,8 @@ from mlflow.tracking import MlflowClient
 
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError, FraudMLError, ModelNotFoundError
-from fraud_ml.model import evaluate, load_verified, valid_threshold
+from fraud_ml.model import evaluate, valid_threshold
+from fraud_ml.registry import load_verified
 from fraud_ml.schema import FEATURES, LABEL
 from fraud_ml.tracking import resolve_alias, setup_mlflow
 from fraud_ml.training import TrainResult, real_only, train_champion

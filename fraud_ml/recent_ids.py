@@ -1,11 +1,13 @@
 """Transaction ids scored recently, held by the streaming driver for the duplicate check.
 
 Ids are kept as 64-bit hashes (``pandas.util.hash_array``, SipHash with a fixed key, so
-the same on every process) beside the batch that scored them and its ``scored_at``, in
-sorted numpy arrays searched with ``searchsorted``: 24 bytes an id, so an hour at
-1,000 tx/s is about 90 MB. New batches go to a small unsorted tail merged into the sorted
-part once it grows; expired ids are dropped at each merge. A lookup only counts ids
-scored at or after its ``since``, so what a batch sees does not depend on when merges ran.
+the same on every process) beside the batch that scored them and its ``scored_at``: 24 bytes
+an id, so an hour at 1,000 tx/s is about 90 MB. They sit in a small log-structured set of
+sorted numpy runs searched with ``searchsorted``: each batch adds one sorted run; runs are
+merged into a middle run once there are many, and the middle run into the main one once it
+holds a quarter of it. Merging sorted runs is a linear pass (a stable sort of runs), and
+expired ids are dropped then. A lookup only counts ids scored at or after its ``since``, so
+what a batch sees does not depend on when merges ran.
 
 Two different ids share a hash with probability about n / 2**64 per lookup (an hour of
 ids at 1,000 tx/s: 2e-13); such a transaction would go to quarantine as a duplicate,
@@ -18,9 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-_EMPTY_U64 = np.empty(0, dtype=np.uint64)
-_EMPTY_I64 = np.empty(0, dtype=np.int64)
-
 
 def hash_ids(ids) -> np.ndarray:
     """uint64 hashes of transaction ids (strings), stable across processes and runs."""
@@ -28,70 +27,97 @@ def hash_ids(ids) -> np.ndarray:
 
 
 @dataclass
+class _Run:
+    """Hashes sorted ascending (one entry a hash: its latest scoring), their batch ids and scored_at."""
+
+    hashes: np.ndarray
+    batches: np.ndarray
+    scored_at: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    @classmethod
+    def empty(cls) -> "_Run":
+        return cls(np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.int64))
+
+    @classmethod
+    def merged(cls, runs: list["_Run"], since_ms: int | None = None) -> "_Run":
+        """One run of ``runs`` (later runs win on equal hashes), without entries scored before ``since_ms``."""
+        hashes = np.concatenate([r.hashes for r in runs])
+        batches = np.concatenate([r.batches for r in runs])
+        scored = np.concatenate([r.scored_at for r in runs])
+        if since_ms is not None:
+            keep = scored >= since_ms
+            hashes, batches, scored = hashes[keep], batches[keep], scored[keep]
+        order = np.argsort(hashes, kind="stable")  # runs are sorted: timsort merges them in linear passes
+        hashes, batches, scored = hashes[order], batches[order], scored[order]
+        last = np.ones(len(hashes), dtype=bool)
+        last[:-1] = hashes[1:] != hashes[:-1]
+        return cls(hashes[last], batches[last], scored[last])
+
+    def find(self, hashes: np.ndarray, since_ms: int, out: np.ndarray) -> None:
+        """Write into ``out`` (where still -1) the batch of each hash found here at or after ``since_ms``."""
+        if not len(self.hashes):
+            return
+        pos = np.searchsorted(self.hashes, hashes)
+        pos[pos == len(self.hashes)] = 0
+        hit = (self.hashes[pos] == hashes) & (self.scored_at[pos] >= since_ms) & (out < 0)
+        out[hit] = self.batches[pos[hit]]
+
+
+@dataclass
 class RecentIds:
     """Hashes of scored ids with their batch id and scored_at (epoch ms)."""
 
-    merge_fraction: float = 0.1  # merge the tail into the sorted part once it holds this share of it
-    _hashes: np.ndarray = field(default_factory=lambda: _EMPTY_U64.copy())
-    _batches: np.ndarray = field(default_factory=lambda: _EMPTY_I64.copy())
-    _scored_at: np.ndarray = field(default_factory=lambda: _EMPTY_I64.copy())
-    _tail: list[tuple[np.ndarray, int, int]] = field(default_factory=list)
-    _tail_rows: int = 0
+    max_tail_runs: int = 16          # per-batch runs kept before they are merged into the middle run...
+    max_tail_share: float = 0.1      # ...or once they hold this share of the main run (min_tail_rows at least)
+    main_fraction: float = 0.25      # the middle run is merged into the main one past this share of it
+    min_tail_rows: int = 50_000
+    _main: _Run = field(default_factory=_Run.empty)
+    _middle: _Run = field(default_factory=_Run.empty)
+    _tail: list[_Run] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self._hashes) + self._tail_rows
+        return len(self._main) + len(self._middle) + sum(len(r) for r in self._tail)
 
     def load(self, ids, batch_ids: np.ndarray, scored_at_ms: np.ndarray) -> None:
         """Replace the content with rows read back from ``predictions`` (the latest scoring of an id wins)."""
         hashes = hash_ids(ids)
-        self._set(hashes, np.asarray(batch_ids, np.int64), np.asarray(scored_at_ms, np.int64))
-        self._tail, self._tail_rows = [], 0
-
-    def _set(self, hashes: np.ndarray, batches: np.ndarray, scored: np.ndarray) -> None:
-        """Sorted by hash, one entry a hash: its latest scoring (searchsorted finds that one)."""
-        order = np.lexsort((scored, hashes))
-        hashes, batches, scored = hashes[order], batches[order], scored[order]
-        last = np.ones(len(hashes), dtype=bool)
-        last[:-1] = hashes[1:] != hashes[:-1]
-        self._hashes, self._batches, self._scored_at = hashes[last], batches[last], scored[last]
+        scored = np.asarray(scored_at_ms, np.int64)
+        order = np.argsort(scored, kind="stable")  # oldest first: the latest scoring of a hash is kept
+        self._main = _Run.merged([_Run(hashes[order], np.asarray(batch_ids, np.int64)[order], scored[order])])
+        self._middle, self._tail = _Run.empty(), []
 
     def add(self, hashes: np.ndarray, batch_id: int, scored_at_ms: int) -> None:
-        """Record the ids one batch scored (they are distinct and new: the batch dropped duplicates)."""
+        """Record the ids one batch scored (distinct within the batch)."""
         if len(hashes):
-            self._tail.append((np.asarray(hashes, dtype=np.uint64), int(batch_id), int(scored_at_ms)))
-            self._tail_rows += len(hashes)
+            hashes = np.sort(np.asarray(hashes, dtype=np.uint64))
+            n = len(hashes)
+            self._tail.append(_Run(hashes, np.full(n, batch_id, np.int64), np.full(n, scored_at_ms, np.int64)))
 
     def discard_batch(self, batch_id: int, scored_at_ms: int) -> None:
         """Forget the ids of one batch (a replayed batch must not find its own earlier write)."""
-        self._merge(None)
-        keep = ~((self._batches == batch_id) & (self._scored_at == scored_at_ms))
-        self._hashes, self._batches, self._scored_at = self._hashes[keep], self._batches[keep], self._scored_at[keep]
+        run = _Run.merged([self._main, self._middle, *self._tail])
+        keep = ~((run.batches == batch_id) & (run.scored_at == scored_at_ms))
+        self._main = _Run(run.hashes[keep], run.batches[keep], run.scored_at[keep])
+        self._middle, self._tail = _Run.empty(), []
 
     def seen_in(self, hashes: np.ndarray, since_ms: int) -> np.ndarray:
-        """For each hash, the batch id that scored it at or after ``since_ms``, else -1."""
+        """For each hash, the batch id that scored it at or after ``since_ms``, else -1 (newest runs first)."""
         hashes = np.asarray(hashes, dtype=np.uint64)
         out = np.full(len(hashes), -1, dtype=np.int64)
-        if not len(hashes):
-            return out
-        if len(self._hashes):
-            pos = np.searchsorted(self._hashes, hashes)
-            pos[pos == len(self._hashes)] = 0
-            hit = (self._hashes[pos] == hashes) & (self._scored_at[pos] >= since_ms)
-            out[hit] = self._batches[pos[hit]]
-        for tail_hashes, batch_id, scored_at in self._tail:
-            if scored_at >= since_ms:
-                out[np.isin(hashes, tail_hashes) & (out < 0)] = batch_id
-        if self._tail_rows > max(10_000, self.merge_fraction * len(self._hashes)) or len(self._tail) > 64:
-            self._merge(since_ms)
+        if len(hashes):
+            for run in (*reversed(self._tail), self._middle, self._main):
+                run.find(hashes, since_ms, out)
+        self._compact(since_ms)
         return out
 
-    def _merge(self, since_ms: int | None) -> None:
-        """Sort the tail into the main arrays, dropping ids scored before ``since_ms``."""
-        parts = [(self._hashes, self._batches, self._scored_at)]
-        parts += [(h, np.full(len(h), b, np.int64), np.full(len(h), t, np.int64)) for h, b, t in self._tail]
-        hashes, batches, scored = (np.concatenate(col) for col in zip(*parts))
-        if since_ms is not None:
-            fresh = scored >= since_ms
-            hashes, batches, scored = hashes[fresh], batches[fresh], scored[fresh]
-        self._set(hashes, batches, scored)
-        self._tail, self._tail_rows = [], 0
+    def _compact(self, since_ms: int) -> None:
+        tail_rows = sum(len(r) for r in self._tail)
+        if len(self._tail) > self.max_tail_runs or tail_rows > max(self.min_tail_rows, self.max_tail_share * len(self._main)):
+            self._middle = _Run.merged([self._middle, *self._tail], since_ms)
+            self._tail = []
+        if len(self._middle) > self.main_fraction * max(len(self._main), 1):
+            self._main = _Run.merged([self._main, self._middle], since_ms)
+            self._middle = _Run.empty()

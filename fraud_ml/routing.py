@@ -4,7 +4,8 @@ Pure functions on Arrow tables, run by the streaming driver after the scoring jo
 Spark, so every rule is unit-tested on plain tables. A message lands in exactly one of
 ``predictions`` and ``quarantine``:
 
-* refused by the decoder: its reason (fraud_ml.messages);
+* refused by the decoder: its reason (fraud_ml.messages); an ``event_time`` too far ahead of
+  the batch's pinned start is refused here, so a replay decides as the first attempt did;
 * the model returned a non-finite probability: ``model returned NaN``;
 * with ``stream.deduplicate``, a valid message whose ``transaction_id`` appeared earlier
   in the batch (lowest Kafka partition, then offset, among *valid* messages, wins) or
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fraud_ml.delta_io import BatchTag
-from fraud_ml.messages import REASON
+from fraud_ml.messages import REASON, ValidationLimits, event_time_ahead_reason, event_time_limit
 from fraud_ml.recent_ids import RecentIds, hash_ids
 from fraud_ml.schema import ID_COL, MESSAGE_LABEL, SOURCE_COL
 
@@ -51,6 +52,10 @@ BATCH_METRICS_SCHEMA = pa.schema([
     *[pa.field(f"latency_p{q}_ms", pa.float64()) for q in LATENCY_QUANTILES],
     pa.field("latency_max_ms", pa.float64()), pa.field("rows_per_s", pa.float64()),
     pa.field("kafka_ts_min", _TS), pa.field("kafka_ts_max", _TS), pa.field("query_id", pa.string()),
+    # Where the batch's time went (ms): the Spark job (Kafka read, decode, score, collect), the
+    # routing on the driver, the predictions and quarantine commits; and the look-back's size.
+    pa.field("score_ms", pa.float64()), pa.field("route_ms", pa.float64()), pa.field("write_ms", pa.float64()),
+    pa.field("lookback_ids", pa.int64()),
 ])
 NAN_REASON = "model returned NaN"
 WITHIN_BATCH = "duplicate transaction_id: repeated within the batch"
@@ -82,34 +87,37 @@ class RoutedBatch:
 
 
 def route_batch(scored: pa.Table, tag: BatchTag, keep_features: list[str], deduplicate: bool,
-                recent: RecentIds | None) -> RoutedBatch:
-    """Split scored messages (``fraud_ml.scoring.scored_schema``) into table rows, in Kafka order."""
-    scored = scored.take(pc.sort_indices(scored, [("kafka_partition", "ascending"), ("kafka_offset", "ascending")]))
-    reason = scored[REASON].to_numpy(zero_copy_only=False).astype(object)
-    valid = pd.isna(reason)
+                recent: RecentIds | None, limits: ValidationLimits) -> RoutedBatch:
+    """Split scored messages (``fraud_ml.scoring.scored_schema``) into table rows."""
+    n = scored.num_rows
+    reason = np.full(n, None, dtype=object)
+    valid = pc.is_null(scored[REASON]).to_numpy(zero_copy_only=False)
+    refused_early = np.flatnonzero(~valid)
+    reason[refused_early] = scored[REASON].take(pa.array(refused_early, pa.int64())).to_pylist()
+    event_ms = scored["event_time_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+    late = valid & (event_ms > event_time_limit(limits, tag.started_at_ms))  # NaN (no event_time) compares False
+    reason[late] = event_time_ahead_reason(limits)
+    valid &= ~late
     probability = scored["probability"].to_numpy(zero_copy_only=False).astype(np.float64)
     non_finite = valid & ~np.isfinite(probability)
     reason[non_finite] = NAN_REASON
     valid &= ~non_finite
-    duplicate = np.zeros(len(reason), dtype=bool)
-    hashes = np.empty(0, dtype=np.uint64)
-    if valid.any():
-        ids = scored[ID_COL].to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(valid)
-        if deduplicate:
-            repeated = pd.Series(ids[rows]).duplicated(keep="first").to_numpy()
-            reason[rows[repeated]] = WITHIN_BATCH
-            duplicate[rows[repeated]] = True
-            rows = rows[~repeated]
-        hashes = hash_ids(ids[rows])
-        if deduplicate and recent is not None and tag.since_ms is not None:
+    duplicate = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(valid)
+    hashes = _hashes(scored, rows)
+    if deduplicate and rows.size:
+        repeated = _repeated_in_batch(scored, rows, hashes)
+        reason[rows[repeated]] = WITHIN_BATCH
+        duplicate[rows[repeated]] = True
+        rows, hashes = rows[~repeated], hashes[~repeated]
+        if recent is not None and tag.since_ms is not None:
             seen = recent.seen_in(hashes, tag.since_ms)
             again = seen >= 0
             reason[rows[again]] = [ALREADY_SCORED + str(b) for b in seen[again]]
             duplicate[rows[again]] = True
             rows, hashes = rows[~again], hashes[~again]
-        valid = np.zeros(len(reason), dtype=bool)
-        valid[rows] = True
+    valid = np.zeros(n, dtype=bool)
+    valid[rows] = True
     predictions = _prediction_rows(scored.filter(pa.array(valid)), tag, keep_features)
     refused = ~valid
     quarantine = _quarantine_rows(scored.filter(pa.array(refused)), reason[refused], tag)
@@ -117,17 +125,46 @@ def route_batch(scored: pa.Table, tag: BatchTag, keep_features: list[str], dedup
     return RoutedBatch(predictions, quarantine, dup_rows, hashes)
 
 
+def _hashes(scored: pa.Table, rows: np.ndarray) -> np.ndarray:
+    """uint64 id hashes of ``rows``: the workers' ``id_hash`` column, or computed here when absent (spark_udf)."""
+    if "id_hash" in scored.column_names:
+        return scored["id_hash"].take(pa.array(rows, pa.int64())).to_numpy().view(np.uint64)
+    return hash_ids(scored[ID_COL].take(pa.array(rows, pa.int64())).to_numpy(zero_copy_only=False))
+
+
+def _repeated_in_batch(scored: pa.Table, rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` repeat an id seen earlier in the batch (lowest partition, then offset, first).
+
+    Candidates are found by hash; the few that share one are then compared by their id text,
+    so two different ids never count as repeats of each other.
+    """
+    candidates = np.flatnonzero(pd.Series(hashes).duplicated(keep=False).to_numpy())
+    repeated = np.zeros(len(rows), dtype=bool)
+    if candidates.size:
+        take = pa.array(rows[candidates], pa.int64())
+        frame = pd.DataFrame({"id": scored[ID_COL].take(take).to_pylist(), "at": candidates,
+                              "p": scored["kafka_partition"].take(take).to_numpy(),
+                              "o": scored["kafka_offset"].take(take).to_numpy()}).sort_values(["p", "o"], kind="stable")
+        repeated[frame.loc[frame["id"].duplicated(keep="first"), "at"].to_numpy()] = True
+    return repeated
+
+
+def _constant(value, n: int, type_: pa.DataType) -> pa.Array:
+    """``n`` copies of ``value`` (built as a one-entry dictionary, then decoded: no n-element Python list)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], type_)).cast(type_)
+
+
 def _prediction_rows(valid: pa.Table, tag: BatchTag, keep_features: list[str]) -> pa.Table:
     n = valid.num_rows
     columns = {
         ID_COL: valid[ID_COL], "probability": valid["probability"], "decision": valid["decision"],
         "reasons": valid["reasons"], "label": valid[MESSAGE_LABEL],
-        "model_version": pa.array([str(tag.model_version)] * n, pa.string()), SOURCE_COL: valid[SOURCE_COL],
+        "model_version": _constant(str(tag.model_version), n, pa.string()), SOURCE_COL: valid[SOURCE_COL],
         "event_time": pc.multiply(valid["event_time_ms"], 1000).cast(pa.int64()).cast(_TS),
         "kafka_partition": valid["kafka_partition"], "kafka_offset": valid["kafka_offset"],
         "kafka_timestamp": valid["kafka_timestamp"].cast(_TS),
-        "scored_at": pa.array([tag.started_at_ms * 1000] * n, pa.int64()).cast(_TS),
-        "batch_id": pa.array([tag.batch] * n, pa.int64()), "query_id": pa.array([tag.query_id] * n, pa.string()),
+        "scored_at": pa.array(np.full(n, tag.started_at_ms * 1000, np.int64)).cast(_TS),
+        "batch_id": pa.array(np.full(n, tag.batch, np.int64)), "query_id": _constant(tag.query_id, n, pa.string()),
         **{c: valid[c] for c in keep_features},
     }
     return pa.table(columns).cast(predictions_schema(keep_features))
@@ -164,8 +201,11 @@ def with_raw(quarantine: pa.Table, raw: pa.Table) -> pa.Table:
             .set_column(quarantine.schema.get_field_index("raw_value"), "raw_value", pa.array(value, pa.binary())))
 
 
-def metrics_row(routed: RoutedBatch, tag: BatchTag, committed_ms: int) -> pa.Table:
-    """The one ``batch_metrics`` row: counts, batch time and Kafka-timestamp -> commit latency quantiles."""
+def metrics_row(routed: RoutedBatch, tag: BatchTag, committed_ms: int, stages: dict | None = None) -> pa.Table:
+    """The one ``batch_metrics`` row: counts, batch time and Kafka-timestamp -> commit latency quantiles.
+
+    ``stages``: optional ``score_ms``, ``route_ms``, ``write_ms`` and ``lookback_ids`` of this attempt.
+    """
     preds = routed.predictions
     rows, quarantined = preds.num_rows, routed.quarantine.num_rows
     flagged = int(pc.sum(preds["decision"]).as_py() or 0) if rows else 0
@@ -184,5 +224,5 @@ def metrics_row(routed: RoutedBatch, tag: BatchTag, committed_ms: int) -> pa.Tab
         "latency_max_ms": float(latency.max()) if rows else None,
         "rows_per_s": rows / (processing_ms / 1000.0) if processing_ms > 0 else None,
         "kafka_ts_min": at(float(ts_ms.min())) if rows else None, "kafka_ts_max": at(float(ts_ms.max())) if rows else None,
-        "query_id": tag.query_id,
+        "query_id": tag.query_id, **(stages or {}),
     }], schema=BATCH_METRICS_SCHEMA)

@@ -20,12 +20,13 @@ look-back bound and model version, and writes only what is missing. A lease
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from fraud_ml.config import Config
@@ -38,7 +39,10 @@ from fraud_ml.recent_ids import RecentIds
 from fraud_ml.routing import (BATCH_METRICS_SCHEMA, QUARANTINE_SCHEMA, RoutedBatch, metrics_row, predictions_schema,
                               route_batch, with_raw)
 from fraud_ml.schema import FEATURES, ID_COL
-from fraud_ml.scoring import MessageScorer
+from fraud_ml.kafka_source import SOURCE_NAME, SourceSettings, fetch_records
+from fraud_ml.kafka_source import register as register_source
+from fraud_ml.scoring import (KAFKA_SPARK_DDL, MODEL_PROPERTY, MessageScorer, scored_schema, ship_model, spark_ddl,
+                              warm_up)
 from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 FAULT_ENV = "FRAUD_ML_FAULT_AT"
 FAULT_POINTS = ("after_predictions", "after_quarantine", "after_batch_metrics")
 OUTPUT_TABLES = ("predictions", "quarantine", "batch_metrics")
+READERS = ("librdkafka", "spark_kafka")
 
 
 def kafka_source_options(cfg: Config) -> dict[str, str]:
@@ -99,31 +104,113 @@ def lease_folder(cfg: Config) -> str:
     return str(Path(root.removeprefix("file://")) / "_stream_leases")
 
 
-class Scorers:
-    """The message scorer of each model version the stream needs (the current one, a replay's pinned one)."""
+class Scoring:
+    """How a micro-batch becomes scored rows, by ``stream.reader`` and ``stream.udf``.
+
+    * ``librdkafka`` + ``arrow`` (default): the ``fraud_kafka`` source reads and scores in the
+      same tasks; the batch DataFrame already holds scored rows.
+    * otherwise the batch holds Kafka rows (Spark's Kafka source, or ``fraud_kafka`` in raw
+      mode) and a :class:`MessageScorer` scores them (mapInArrow, or decode UDF + spark_udf).
+
+    Each model version is shipped to the executors once; a replayed batch asks for the version
+    its first attempt pinned (``MODEL_PROPERTY`` names it for the fused source's tasks).
+    """
 
     def __init__(self, spark, cfg: Config, keep_features: list[str]) -> None:
         self.spark, self.cfg, self.keep_features = spark, cfg, keep_features
+        self.reader, self.udf = cfg.get("stream.reader"), cfg.get("stream.udf")
+        if self.reader not in READERS:
+            raise ConfigError(f"stream.reader must be one of {READERS}, got '{self.reader}'")
+        self.fused = self.reader == "librdkafka" and self.udf == "arrow"
         self.limits = ValidationLimits.from_config(cfg)
-        self._by_version: dict[str, MessageScorer] = {}
+        self.tasks = cfg.get("stream.tasks_per_batch") or spark.sparkContext.defaultParallelism
+        self._shipped: dict[str, str] = {}
+        self._scorers: dict[str, MessageScorer] = {}
 
-    def get(self, version: str) -> MessageScorer:
-        if version not in self._by_version:
-            uri = f"models:/{self.cfg.get('mlflow.model_name')}/{version}"
-            self._by_version[version] = MessageScorer(self.spark, uri, self.cfg.get("stream.udf"), self.limits,
-                                                      self.keep_features, self.cfg.get("stream.tasks_per_batch"))
-        return self._by_version[version]
+    def _uri(self, version: str) -> str:
+        return f"models:/{self.cfg.get('mlflow.model_name')}/{version}"
+
+    def shipped(self, version: str) -> str:
+        if version not in self._shipped:
+            self._shipped[version] = ship_model(self.spark, self._uri(version))
+        return self._shipped[version]
+
+    def scorer(self, version: str) -> MessageScorer:
+        if version not in self._scorers:
+            shipped = self.shipped(version) if self.udf == "arrow" else None
+            self._scorers[version] = MessageScorer(self.spark, self._uri(version), self.udf, self.limits,
+                                                   self.keep_features, self.tasks, shipped)
+        return self._scorers[version]
+
+    def warm_up(self, version: str) -> None:
+        """Load the model in the Python workers before the first micro-batch needs it."""
+        if self.udf == "arrow":
+            warm_up(self.spark, self.shipped(version), self.tasks)
+
+    def source_settings(self, version: str | None = None) -> SourceSettings:
+        """The ``fraud_kafka`` source's settings; with a ``version`` (fused scoring) its model and limits too."""
+        cfg = self.cfg
+        settings = SourceSettings(
+            bootstrap_servers=cfg.get("kafka.bootstrap_servers"), topic=cfg.get("kafka.topic"),
+            starting_offsets=cfg.get("stream.starting_offsets"),
+            max_offsets_per_trigger=int(cfg.get("stream.max_offsets_per_trigger")),
+            fail_on_data_loss=bool(cfg.get("stream.fail_on_data_loss")), tasks=int(self.tasks),
+            fetch_timeout_s=float(cfg.get("stream.fetch_timeout_seconds")),
+            records_per_batch=int(cfg.get("spark.arrow_batch_size")), keep_features=tuple(self.keep_features),
+            schema_ddl=KAFKA_SPARK_DDL)
+        if version is None:
+            return settings
+        return replace(settings, mode="score", shipped_model=self.shipped(version), limits=asdict(self.limits),
+                       schema_ddl=spark_ddl(scored_schema(self.keep_features)))
+
+    def client_options(self) -> dict[str, str]:
+        return {**{str(k): str(v) for k, v in (self.cfg.get("stream.librdkafka_options") or {}).items()},
+                **self.cfg.kafka_client_options()}
+
+    def read_stream(self, version: str):
+        """The streaming DataFrame the query runs on."""
+        if self.reader == "spark_kafka":
+            return read_kafka_stream(self.spark, self.cfg)
+        register_source(self.spark)
+        options = self.source_settings(version if self.fused else None).options(self.client_options())
+        return self.spark.readStream.format(SOURCE_NAME).options(**options).load()
+
+    def scored(self, batch_df, version: str):
+        """The micro-batch's scored rows on the driver (Arrow), scored with model ``version``."""
+        if not self.fused:
+            return self.scorer(version)(batch_df).toArrow()
+        self.spark.sparkContext.setLocalProperty(MODEL_PROPERTY, self.shipped(version))
+        try:
+            return batch_df.toArrow()
+        finally:
+            self.spark.sparkContext.setLocalProperty(MODEL_PROPERTY, None)
+
+    def raw_records(self, batch_df, rows) -> "pa.Table":
+        """Kafka columns of the batch's (kafka_partition, kafka_offset) rows: a second, rare pass."""
+        coordinates = list(zip(rows["kafka_partition"].to_pylist(), rows["kafka_offset"].to_pylist()))
+        if self.reader == "librdkafka":
+            return fetch_records(self.source_settings(), self.client_options(), coordinates)
+        from pyspark.sql import functions as F
+
+        wanted: dict[int, list[int]] = {}
+        for p, o in coordinates:
+            wanted.setdefault(p, []).append(o)
+        condition = None
+        for partition, offsets in wanted.items():
+            part = (F.col("partition") == partition) & F.col("offset").isin(offsets)
+            condition = part if condition is None else condition | part
+        return batch_df.where(condition).select("partition", "offset", "topic", "key", "value").toArrow()
 
 
 class MicroBatchWriter:
     """The ``foreachBatch`` function: score one micro-batch and append it exactly once."""
 
-    def __init__(self, cfg: Config, scorers: Scorers, model_version: str,
+    def __init__(self, cfg: Config, scoring: Scoring, model_version: str,
                  tables: dict[str, StreamTable] | None = None) -> None:
         self.cfg = cfg
-        self.scorers = scorers
+        self.scoring = scoring
         self.model_version = str(model_version)
-        self.keep_features = scorers.keep_features
+        self.keep_features = scoring.keep_features
         self.app_id = cfg.get("stream.app_id")
         self.tables = tables or stream_tables(cfg, self.keep_features)
         self.deduplicate = cfg.get("stream.deduplicate")
@@ -185,13 +272,18 @@ class MicroBatchWriter:
                         batch_id, ", ".join(committed))
             if self.recent is not None:
                 self.recent.discard_batch(tag.batch, tag.started_at_ms)
-        scored = self.scorers.get(tag.model_version)(batch_df, tag.started_at_ms).toArrow()
-        routed = route_batch(scored, tag, self.keep_features, self.deduplicate, self.recent)
+        scored = self.scoring.scored(batch_df, tag.model_version)
+        scored_at = time.time()
+        routed = route_batch(scored, tag, self.keep_features, self.deduplicate, self.recent, self.scoring.limits)
         if routed.empty:
             return
         if routed.duplicates_without_raw.num_rows and "quarantine" not in committed:
-            routed.quarantine = with_raw(routed.quarantine, self._raw_of(batch_df, routed.duplicates_without_raw))
-        commit_ms = self._write(routed, tag, committed)
+            raw = self.scoring.raw_records(batch_df, routed.duplicates_without_raw)
+            routed.quarantine = with_raw(routed.quarantine, raw)
+        routed_at = time.time()
+        stages = {"score_ms": (scored_at - started) * 1000, "route_ms": (routed_at - scored_at) * 1000,
+                  "lookback_ids": len(self.recent) if self.recent is not None else None}
+        commit_ms = self._write(routed, tag, committed, stages)
         if self.recent is not None:
             self.recent.add(routed.scored_hashes, tag.batch, tag.started_at_ms)
         log.info("batch %d: %d scored, %d quarantined in %.0f ms", batch_id, routed.predictions.num_rows,
@@ -208,8 +300,9 @@ class MicroBatchWriter:
                                    f"tags: {sorted(t.user_metadata() for t in tags)}")
         return tags.pop(), {name: ms for name, (_, ms) in found.items()}
 
-    def _write(self, routed: RoutedBatch, tag: BatchTag, committed: dict[str, int]) -> int:
+    def _write(self, routed: RoutedBatch, tag: BatchTag, committed: dict[str, int], stages: dict) -> int:
         """Append what is not committed yet, in order; return the batch's commit time (epoch ms)."""
+        writing = time.time()
         commit_ms = committed.get("predictions")
         for name, rows in (("predictions", routed.predictions), ("quarantine", routed.quarantine)):
             if rows.num_rows and name not in committed:
@@ -221,23 +314,10 @@ class MicroBatchWriter:
                 commit_ms = committed[name]
         if "batch_metrics" not in committed:
             self.lease.check()
-            self.tables["batch_metrics"].append(metrics_row(routed, tag, commit_ms), tag)
+            stages = {**stages, "write_ms": (time.time() - writing) * 1000}
+            self.tables["batch_metrics"].append(metrics_row(routed, tag, commit_ms, stages), tag)
             fault_point("after_batch_metrics", tag.batch)
         return commit_ms
-
-    @staticmethod
-    def _raw_of(batch_df, rows):
-        """Topic, key and raw bytes of the given (partition, offset) rows of the batch: a second, rare pass."""
-        from pyspark.sql import functions as F
-
-        wanted: dict[int, list[int]] = {}
-        for p, o in zip(rows["kafka_partition"].to_pylist(), rows["kafka_offset"].to_pylist()):
-            wanted.setdefault(p, []).append(o)
-        condition = None
-        for partition, offsets in wanted.items():
-            part = (F.col("partition") == partition) & F.col("offset").isin(offsets)
-            condition = part if condition is None else condition | part
-        return batch_df.where(condition).select("partition", "offset", "topic", "key", "value").toArrow()
 
 
 @dataclass
@@ -269,13 +349,13 @@ def start_stream(spark, cfg: Config, available_now: bool | None = None) -> Scori
     setup_mlflow(cfg)
     version, _ = resolve_alias(cfg)
     log.info("scoring with %s (version %s of %s)", champion_uri(cfg), version, cfg.get("mlflow.model_name"))
-    scorers = Scorers(spark, cfg, [c for c in cfg.get("stream.prediction_features") if c in FEATURES])
-    scorers.get(version).warm_up()
-    writer = MicroBatchWriter(cfg, scorers, version)
+    scoring = Scoring(spark, cfg, [c for c in cfg.get("stream.prediction_features") if c in FEATURES])
+    scoring.warm_up(version)
+    writer = MicroBatchWriter(cfg, scoring, version)
     if available_now is None:
         available_now = cfg.get("stream.trigger") == "available_now"
     trigger = {"availableNow": True} if available_now else {"processingTime": cfg.get("stream.trigger_interval")}
-    query = (read_kafka_stream(spark, cfg).writeStream
+    query = (scoring.read_stream(version).writeStream
              .queryName(cfg.get("stream.app_id"))
              .foreachBatch(writer)
              .option("checkpointLocation", cfg.get("stream.checkpoint_dir"))
@@ -286,6 +366,10 @@ def start_stream(spark, cfg: Config, available_now: bool | None = None) -> Scori
     except BaseException:
         query.stop()
         raise
+    # Everything loaded so far (Spark, MLflow, pandas, pyarrow) stays for the stream's life: keep the
+    # garbage collector's full passes, which ran within micro-batches, off it (gc.freeze).
+    gc.collect()
+    gc.freeze()
     log.info("stream '%s' (query %s) started (%s), checkpoint %s", cfg.get("stream.app_id"), query.id,
              "availableNow" if available_now else f"every {cfg.get('stream.trigger_interval')}",
              cfg.get("stream.checkpoint_dir"))

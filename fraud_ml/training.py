@@ -111,7 +111,7 @@ def train_champion(splits: dict[str, pd.DataFrame], cfg: Config, register: bool 
             alias = cfg.get("mlflow.alias") if set_alias else None
             with tempfile.TemporaryDirectory() as tmp:
                 champion = log_champion(booster, threshold, cfg.get("mlflow.model_name"), alias,
-                                        Path(tmp), input_example=test[FEATURES].head(3))
+                                        Path(tmp), cfg.get("train.reasons"), input_example=test[FEATURES].head(3))
             log.info("run %s registered %s%s", run.info.run_id, champion.model_uri,
                      f" as @{alias}" if alias else " (alias not moved)")
     return TrainResult(metrics, threshold, champion, training_seconds, sources, params)

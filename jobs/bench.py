@@ -1,7 +1,8 @@
-"""Streaming benchmark (Kafka -> Spark -> pyfunc -> Delta). Never a timed test: run it, read it.
+"""Streaming benchmark (Kafka -> Spark -> pyfunc -> Delta) beside its reference lines. Never a timed test.
 
-    python jobs/bench.py --mode capacity [--backlog 1000000]
+    python jobs/bench.py --mode capacity [--backlog 1000000] [--lines stream,floor]
     python jobs/bench.py --mode latency --offered-tps 1000 [--duration 40]
+    python jobs/bench.py --mode fuzz [--fuzz-messages 100000]
     python jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4]
 
 Uses its own broker (unless one answers on kafka.bootstrap_servers), a scratch Delta
@@ -15,13 +16,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from fraud_ml.bench import BenchOptions, format_result, run_benchmark
+from fraud_ml.bench import MODES, BenchOptions, format_result, run_benchmark
+from fraud_ml.bench_lines import LINES
 from fraud_ml.cli import job_parser, run_job
 
 
 def main(args, cfg) -> int:
+    lines = tuple(args.lines.split(",")) if args.lines else BenchOptions.lines
     result = run_benchmark(cfg, BenchOptions(mode=args.mode, backlog=args.backlog, offered_tps=args.offered_tps,
-                                             warmup_s=args.warmup, duration_s=args.duration, trees=args.trees))
+                                             warmup_s=args.warmup, duration_s=args.duration, trees=args.trees,
+                                             fuzz_messages=args.fuzz_messages, lines=lines))
     print(format_result(result), flush=True)
     return 0
 
@@ -40,7 +44,9 @@ def scratch_overrides(args) -> list[str]:
 
 if __name__ == "__main__":
     parser = job_parser(__doc__)
-    parser.add_argument("--mode", choices=["capacity", "latency", "realtime"], default="capacity")
+    parser.add_argument("--mode", choices=list(MODES), default="capacity")
+    parser.add_argument("--lines", default="", help=f"comma-separated lines to run (default: all of {','.join(LINES)})")
+    parser.add_argument("--fuzz-messages", type=int, default=100_000, help="fuzz: messages pushed")
     parser.add_argument("--backlog", type=int, default=1_000_000, help="capacity: transactions pre-loaded")
     parser.add_argument("--offered-tps", type=float, default=1000.0, help="latency/realtime: offered load (tx/s)")
     parser.add_argument("--warmup", type=float, default=15.0, help="latency: seconds before measuring")

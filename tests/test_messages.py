@@ -162,6 +162,8 @@ def test_empty_batch():
     assert len(out) == 0 and list(out.columns)[:2] == [REASON, "transaction_id"]
 
 
-def test_default_now_is_the_wall_clock():
-    value = encode(good(event_time=int(time.time() * 1000)))
-    assert decode_messages([value], LIMITS).loc[0, REASON] is None
+def test_without_a_batch_start_the_upper_event_time_bound_is_left_to_the_driver():
+    value = encode(good(event_time=int(time.time() * 1000) + 30 * 86_400_000))  # a month ahead
+    assert decode_messages([value], LIMITS).loc[0, REASON] is None  # fraud_ml.routing refuses it
+    assert decode_messages([encode(good(event_time=86_400_000))], LIMITS).loc[0, REASON].startswith(
+        "out of range: event_time before")

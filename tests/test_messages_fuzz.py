@@ -135,7 +135,7 @@ def test_a_batch_decodes_each_message_as_if_alone(values):
 def test_the_fast_path_and_the_slow_path_agree_on_accepted_messages(value):
     row = decode_messages([value], LIMITS, NOW_MS).iloc[0]
     if row[REASON] is None:
-        slow = decode_slow(value, LIMITS)
+        slow = decode_slow(value, limits=LIMITS)
         assert isinstance(slow, tuple), slow
         assert slow[0] == row[ID_COL]
         np.testing.assert_array_equal(np.array(slow[1:1 + len(FEATURES)], dtype=np.float64),
@@ -152,7 +152,7 @@ class _Pyfunc:
                             xgb.DMatrix(x, label=(x[:, 14] < -0.5).astype(int), feature_names=FEATURES), 10)
         self.model = ChampionModel()
         self.model.booster, self.model.threshold = booster, threshold
-        self.model.feature_names, self.model.reasons_top_k = FEATURES, 3
+        self.model.feature_names, self.model.reasons_top_k, self.model.reasons_method = FEATURES, 3, "approx"
 
     def predict(self, frame):
         return self.model.predict(None, frame)
@@ -178,7 +178,7 @@ def test_scoring_and_routing_put_every_message_in_exactly_one_table(values):
     scored = pa.Table.from_batches([score_batch(PYFUNC, kafka_batch(values), LIMITS, NOW_MS, ["Amount", "V14"])])
     assert scored.num_rows == len(values)
     tag = BatchTag("app", "q", 0, NOW_MS, None, "1")
-    routed = route_batch(scored, tag, ["Amount", "V14"], deduplicate=True, recent=None)
+    routed = route_batch(scored, tag, ["Amount", "V14"], deduplicate=True, recent=None, limits=LIMITS)
     assert routed.predictions.num_rows + routed.quarantine.num_rows == len(values)
     keys = sorted(zip(routed.predictions["kafka_partition"].to_pylist(), routed.predictions["kafka_offset"].to_pylist())) \
         + sorted(zip(routed.quarantine["kafka_partition"].to_pylist(), routed.quarantine["kafka_offset"].to_pylist()))

@@ -35,7 +35,7 @@ def test_champion_pyfunc_round_trip(base_config, tmp_path):
     frame = SyntheticCreditCardGenerator(n_rows=4000, fraud_rate=0.05, seed=2).generate()
     booster = xgb.XGBClassifier(n_estimators=30, max_depth=3).fit(frame[FEATURES], frame[LABEL]).get_booster()
     with mlflow.start_run():
-        champ = log_champion(booster, 0.5, "unit-champion", "champion", tmp_path)
+        champ = log_champion(booster, 0.5, "unit-champion", "champion", tmp_path, {"top_k": 3, "method": "exact"})
     version, uri = resolve_alias(cfg)
     assert version == champ.version and uri == champ.model_uri
     model = mlflow.pyfunc.load_model("models:/unit-champion@champion")
@@ -66,14 +66,15 @@ def test_the_champion_is_logged_from_code_and_a_pickled_pyfunc_is_refused(base_c
     import pathlib
 
     from fraud_ml.errors import ModelFormatError
-    from fraud_ml.model import ChampionModel, download_verified, load_verified
+    from fraud_ml.model import ChampionModel
+    from fraud_ml.registry import download_verified, load_verified
 
     cfg = base_config.with_overrides(["mlflow.model_name=code-champion"], env={})
     setup_mlflow(cfg)
     frame = SyntheticCreditCardGenerator(n_rows=2000, fraud_rate=0.05, seed=3).generate()
     booster = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(frame[FEATURES], frame[LABEL]).get_booster()
     with mlflow.start_run():
-        champ = log_champion(booster, 0.4, "code-champion", "champion", tmp_path / "a")
+        champ = log_champion(booster, 0.4, "code-champion", "champion", tmp_path / "a", base_config.get("train.reasons"))
     local = pathlib.Path(download_verified(champ.model_uri))
     assert (local / "champion_pyfunc.py").is_file() and not list(local.rglob("*.pkl"))
     assert load_verified(champ.model_uri).predict(frame[FEATURES].head(5))["decision"].notna().all()
@@ -102,14 +103,14 @@ def test_a_threshold_loaded_from_a_tampered_model_config_is_refused(base_config,
     import yaml
 
     from fraud_ml.errors import ModelFormatError
-    from fraud_ml.model import download_verified
+    from fraud_ml.registry import download_verified
 
     cfg = base_config.with_overrides(["mlflow.model_name=tampered"], env={})
     setup_mlflow(cfg)
     frame = SyntheticCreditCardGenerator(n_rows=2000, fraud_rate=0.05, seed=4).generate()
     booster = xgb.XGBClassifier(n_estimators=3, max_depth=2).fit(frame[FEATURES], frame[LABEL]).get_booster()
     with mlflow.start_run():
-        champ = log_champion(booster, 0.5, "tampered", None, tmp_path)
+        champ = log_champion(booster, 0.5, "tampered", None, tmp_path, base_config.get("train.reasons"))
     local = pathlib.Path(download_verified(champ.model_uri))
     meta = yaml.safe_load((local / "MLmodel").read_text())
     meta["flavors"]["python_function"]["config"]["threshold"] = 1.5

@@ -3,7 +3,6 @@ from datetime import datetime, timezone
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from pyspark.sql import types as T
 
@@ -38,10 +37,9 @@ def test_scorers_match_the_pyfunc_and_keep_raw_bytes_of_refused_messages(spark, 
                                                                          messages, impl):
     frame, values = messages
     limits = ValidationLimits.from_config(base_config)
-    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     scorer = MessageScorer(spark, registered_champion.champion.model_uri, impl, limits, ["Amount", "V14"], tasks=2)
     scorer.warm_up()
-    out = scorer(kafka_frame(spark, values), now_ms).toArrow().to_pandas().sort_values("kafka_offset")
+    out = scorer(kafka_frame(spark, values)).toArrow().to_pandas().sort_values("kafka_offset")
     assert len(out) == len(values)
     good, bad = out[out["reason"].isna()], out[out["reason"].notna()]
     assert len(good) == len(frame) and len(bad) == len(BAD)
@@ -54,7 +52,7 @@ def test_scorers_match_the_pyfunc_and_keep_raw_bytes_of_refused_messages(spark, 
     flagged = good[good["decision"] == 1]
     assert len(flagged) > 0 and good.loc[good["decision"] == 0, "reasons"].isna().all()
     assert all(set(p.split(" (")[0] for p in r.split("; ")) <= set(FEATURES) for r in flagged["reasons"])
-    expected_reasons = decode_messages(BAD, limits, now_ms)["reason"].tolist()
+    expected_reasons = decode_messages(BAD, limits)["reason"].tolist()
     assert bad["reason"].tolist() == expected_reasons
     raw = [None if v is None else bytes(v) for v in bad["raw_value"]]
     assert raw == BAD
@@ -65,7 +63,7 @@ def test_more_kafka_partitions_than_tasks_are_coalesced(spark, registered_champi
     _, values = messages
     scorer = MessageScorer(spark, registered_champion.champion.model_uri, "arrow",
                            ValidationLimits.from_config(base_config), [], tasks=2)
-    scored = scorer(kafka_frame(spark, values, partitions=5), 0)
+    scored = scorer(kafka_frame(spark, values, partitions=5))
     assert scored.rdd.getNumPartitions() == 2
     assert scored.count() == len(values)
 
@@ -74,14 +72,3 @@ def test_an_unknown_implementation_is_a_clear_error(spark, registered_champion, 
     with pytest.raises(ValueError, match="stream.udf must be one of"):
         MessageScorer(spark, registered_champion.champion.model_uri, "cached",
                       ValidationLimits.from_config(base_config), [], tasks=1)
-
-
-def test_the_batch_start_bounds_event_time_on_the_workers(spark, registered_champion, base_config, messages):
-    frame, _ = messages
-    _, values = encode_messages(frame.head(5), int(datetime.now(timezone.utc).timestamp() * 1000) + 3_600_000)
-    scorer = MessageScorer(spark, registered_champion.champion.model_uri, "arrow",
-                           ValidationLimits.from_config(base_config), [], tasks=1)
-    day_ago = int(datetime.now(timezone.utc).timestamp() * 1000) - 2 * 86_400_000
-    out = scorer(kafka_frame(spark, values), day_ago).toArrow().to_pandas()
-    assert out["reason"].str.startswith("out of range: event_time more than").all()
-    assert pd.isna(out["probability"]).all()

@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 from fraud_ml import streaming
 from fraud_ml.routing import ALREADY_SCORED, WITHIN_BATCH
 from fraud_ml.schema import FEATURES
-from fraud_ml.streaming import FAULT_POINTS, MicroBatchWriter, Scorers
+from fraud_ml.streaming import FAULT_POINTS, MicroBatchWriter, Scoring
 
 KAFKA_SCHEMA = T.StructType([
     T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
@@ -39,7 +39,8 @@ def batch(spark, values: list[tuple[str, bytes]], first_offset: int):
 
 
 def new_writer(spark, cfg, version: str, query_id: str = "query-1", run: str = "run-1") -> MicroBatchWriter:
-    writer = MicroBatchWriter(cfg, Scorers(spark, cfg, ["Amount"]), version)
+    writer = MicroBatchWriter(cfg, Scoring(spark, cfg.with_overrides(["stream.reader=spark_kafka"], env={}), ["Amount"]),
+                              version)
     writer.bind(query_id, run)
     return writer
 
