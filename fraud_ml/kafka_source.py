@@ -77,7 +77,7 @@ def consumer_config(settings: SourceSettings, client_options: dict[str, str]) ->
     """librdkafka settings of the reading consumer: assigned partitions only, no group offsets."""
     return {"bootstrap.servers": settings.bootstrap_servers, "group.id": f"fraud-ml-reader-{settings.topic}",
             "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "error",
-            "enable.partition.eof": False, "log_level": 3, **client_options}
+            "enable.partition.eof": False, "log_level": 0, **client_options}  # errors surface as exceptions
 
 
 def _consumer(settings: SourceSettings, client_options: dict[str, str]):

@@ -19,10 +19,13 @@ def stream_config(make_config, kafka_broker, registered_champion, topic, *extra)
     )
 
 
-def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion, make_config, champion_test_split):
-    cfg = stream_config(make_config, kafka_broker, registered_champion, "e2e-exact")
+@pytest.mark.parametrize("reader", ["librdkafka", "spark_kafka"])
+def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion, make_config, champion_test_split,
+                                       reader):
+    topic = f"e2e-exact-{reader}"
+    cfg = stream_config(make_config, kafka_broker, registered_champion, topic, f"stream.reader={reader}")
     frame = replay_frame(champion_test_split, 1500)  # more than the split: cycles with suffixed ids
-    create_topic(kafka_broker.bootstrap_servers, "e2e-exact", 2)
+    create_topic(kafka_broker.bootstrap_servers, topic, 2)
     report = replay(frame, cfg, rate=0)
     assert report.sent == 1500
 
@@ -50,10 +53,11 @@ def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion,
     assert DeltaTable(cfg.table_path("predictions")).to_pyarrow_dataset().count_rows() == 1500
 
 
+@pytest.mark.parametrize("reader", ["librdkafka", "spark_kafka"])
 def test_bad_messages_are_quarantined_next_to_good_ones(spark, kafka_broker, registered_champion, make_config,
-                                                         champion_test_split):
-    topic = "e2e-bad"
-    cfg = stream_config(make_config, kafka_broker, registered_champion, topic)
+                                                         champion_test_split, reader):
+    topic = f"e2e-bad-{reader}"
+    cfg = stream_config(make_config, kafka_broker, registered_champion, topic, f"stream.reader={reader}")
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     good = replay_frame(champion_test_split, 50)
     replay(good, cfg, rate=0)
