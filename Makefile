@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain \
-        stream produce drift dashboard demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-realtime cluster test-cluster compose-build compose-up \
+        stream produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-realtime soak cluster test-cluster compose-build compose-up \
         compose-down compose-config \
         clean distclean
 
@@ -61,6 +61,9 @@ stream: jars  ## run the streaming scorer (Ctrl-C to stop)
 produce: $(VENV)/.installed  ## replay the test split into Kafka (ARGS="--rate 1000")
 	$(PY) jobs/produce.py --conf $(CONF) $(ARGS)
 
+estimate-fpr: $(VENV)/.installed  ## out-of-fold FPR / recall of the champion recipe (ARGS="--input creditcard.csv")
+	$(PY) jobs/estimate_fpr.py --conf $(CONF) $(ARGS)
+
 drift: $(VENV)/.installed  ## PSI drift of scores and top features into the drift Delta table
 	$(PY) jobs/drift.py --conf $(CONF) $(ARGS)
 
@@ -87,6 +90,9 @@ bench-latency: jars  ## offered load 1,000 tx/s, then 10,000 tx/s
 
 bench-fuzz: jars  ## 100,000 fuzzed messages mixed with good ones through the real broker and stream
 	$(PY) jobs/bench.py --mode fuzz $(ARGS)
+
+soak: jars browser  ## 60 min at 1,000 tx/s: stream + dashboard (headless Chromium) + drift, per-10-min table
+	$(PY) jobs/soak.py $(ARGS)
 
 bench-realtime: jars  ## Spark real-time mode (Kafka -> Kafka alerts) evaluation at 1,000 tx/s
 	$(PY) jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4] $(ARGS)

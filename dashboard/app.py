@@ -84,17 +84,24 @@ def render_totals(snap: Snapshot, settings: DashboardSettings) -> None:
     """Transactions scored, flagged, actual frauds and the fraud rate per interval."""
     st.header("Totals")
     t = totals(snap.aggregates)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
     c1.metric("Transactions scored", fmt_int(t["transactions"]))
     c2.metric("Flagged", fmt_int(t["flagged"]))
-    c3.metric("Actual frauds", fmt_int(t["frauds"]), help="From the replayed labels (never a model input).")
-    c4.metric("Fraud rate (labels)", fmt_pct(t["frauds"] / t["labeled"] if t["labeled"] else math.nan))
+    c3.metric("Alerts per 10,000", fmt_rate(1e4 * t["flagged"] / t["transactions"] if t["transactions"] else math.nan),
+              help="Flagged share of the scored transactions: the alert volume analysts work through.")
+    c4.metric("Actual frauds", fmt_int(t["frauds"]), help="From the replayed labels (never a model input).")
+    c5.metric("Fraud rate (labels)", fmt_pct(t["frauds"] / t["labeled"] if t["labeled"] else math.nan))
+    c6.metric("Expected fraud rate (model)",
+              fmt_pct(t["expected_frauds"] / t["transactions"] if t["transactions"] else math.nan),
+              help=f"Mean stored probability. The champion's probabilities are corrected to the production "
+                   f"fraud rate {fmt_pct(settings.production_fraud_rate)} (train.production_fraud_rate): on "
+                   "traffic at that rate the expected and the observed rate agree.")
     words = describe_interval(settings.fraud_rate_interval)
     st.subheader(f"Fraud rate per {words}")
     per = fraud_rate_per_interval(snap.aggregates, settings.fraud_rate_interval)
     st.caption(f"Each point is one {words} interval of `scored_at` (UTC): actual fraud rate = frauds / labeled "
-               "rows, flag rate = flagged / scored rows.")
-    st.line_chart(per[["fraud_rate", "flag_rate"]], height=220)
+               "rows, flag rate = flagged / scored rows, expected fraud rate = mean probability.")
+    st.line_chart(per[["fraud_rate", "flag_rate", "expected_fraud_rate"]], height=220)
     with st.expander(f"Counts per {words}"):
         st.dataframe(per.reset_index(), hide_index=True, key="fraud_rate_table")
 
@@ -102,7 +109,10 @@ def render_totals(snap: Snapshot, settings: DashboardSettings) -> None:
 def render_quality(snap: Snapshot, settings: DashboardSettings) -> None:
     """Precision, recall, F1 and confusion matrix, whole run and recent window."""
     st.header("Live quality")
-    st.caption("Fraud class at the model's decision threshold, on rows with a replayed label.")
+    st.caption("Fraud class at the model's decision threshold, on rows with a replayed label. Precision is that "
+               "of the traffic shown, at its own fraud rate (see Totals): replayed test data richer in frauds "
+               f"than production ({fmt_pct(settings.production_fraud_rate)}) shows a higher precision than "
+               "production would; recall does not depend on the rate.")
     window = recent(snap.aggregates, "scored_at", settings.recent_window_minutes)
     scopes = [("whole run", "Whole run", snap.aggregates),
               ("recent", f"Recent window (last {settings.recent_window_minutes:g} min)", window)]

@@ -24,6 +24,7 @@ import platform
 import queue
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import xgboost as xgb
 from fraud_ml.bench_lines import LINES, run_line
 from fraud_ml.config import Config
 from fraud_ml.data import SyntheticCreditCardGenerator
+from fraud_ml.errors import KafkaUnavailableError
 from fraud_ml.kafka_local import LocalKafkaBroker, check_reachable, create_topic, free_port
 from fraud_ml.model import log_champion
 from fraud_ml.registry import load_verified
@@ -151,18 +153,35 @@ def run_lines(cfg: Config, lines: tuple[str, ...], expected: int, offered: dict 
     return results
 
 
+def scratch_overrides(workdir: str | None, use_running_broker: bool) -> list[str]:
+    """Scratch locations so a benchmark never touches the user's tables, checkpoint or registry."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="fraud-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    overrides = [f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}",
+                 f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", f"mlflow.artifact_location={work / 'artifacts'}",
+                 "mlflow.model_name=bench-xgboost", f"kafka.topic=bench-{uuid.uuid4().hex[:8]}"]
+    if not use_running_broker:  # nothing listens on port 1: the benchmark starts its own broker
+        overrides.append("kafka.bootstrap_servers=127.0.0.1:1")
+    return overrides
+
+
+def scratch_broker(cfg: Config) -> tuple[LocalKafkaBroker | None, Config]:
+    """The broker on ``kafka.bootstrap_servers`` if one answers, else a fresh embedded one (and its config)."""
+    try:
+        check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
+        return None, cfg
+    except KafkaUnavailableError:
+        broker = LocalKafkaBroker(jars_dir=Path(cfg.get("kafka.local.jars_dir")),
+                                  data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")), port=free_port(),
+                                  controller_port=free_port(), heap="1g").start()
+        return broker, cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
+
+
 def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
     """Run one benchmark; return the result dict (also what the job prints as JSON)."""
     if options.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    broker = None
-    try:
-        check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
-    except Exception:
-        broker = LocalKafkaBroker(jars_dir=Path(cfg.get("kafka.local.jars_dir")),
-                                  data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")), port=free_port(),
-                                  controller_port=free_port(), heap="1g").start()
-        cfg = cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
+    broker, cfg = scratch_broker(cfg)
     try:
         booster, model_uri = train_bench_model(cfg, options.trees)
         ceiling_frame = bench_frame(options.ceiling_rows, seed=11)

@@ -7,6 +7,7 @@ record timestamp - input Kafka timestamp, read back by a consumer.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import threading
 import time
@@ -16,6 +17,8 @@ import numpy as np
 from fraud_ml.config import Config
 from fraud_ml.kafka_local import create_topic
 from fraud_ml.producer import replay
+
+log = logging.getLogger(__name__)
 
 
 def realtime_alerts_latency(spark, cfg: Config, variant: str, options) -> dict:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -68,6 +68,8 @@ class LocalKafkaBroker:
     host: str = "127.0.0.1"
     heap: str = "512m"
     start_timeout_s: float = 90.0
+    # The broker this object started: until it has exec'd java, /proc shows the forking Python.
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "LocalKafkaBroker":
@@ -156,6 +158,7 @@ class LocalKafkaBroker:
         proc = subprocess.Popen(self._java("kafka.Kafka", str(props.resolve())), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file.write_text(str(proc.pid))
+        self._process = proc
         log.info("started Kafka (pid %d) on %s, data in %s", proc.pid, self.bootstrap_servers, self.data_dir)
         return self.wait_until_ready() if wait else self
 
@@ -164,7 +167,8 @@ class LocalKafkaBroker:
         deadline = time.monotonic() + (timeout or self.start_timeout_s)
         admin = admin_client(self.bootstrap_servers)
         while time.monotonic() < deadline:
-            if self.pid() is None and not port_open(self.host, self.port):
+            exited = self._process.poll() is not None if self._process is not None else self.pid() is None
+            if exited and not port_open(self.host, self.port):
                 raise KafkaUnavailableError(f"Kafka exited during start-up: {self._log_tail()}")
             try:
                 md = admin.list_topics(timeout=2)

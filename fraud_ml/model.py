@@ -2,9 +2,11 @@
 
 Logged as MLflow "models from code" (fraud_ml/champion_pyfunc.py): no pickle is written
 or read. The booster is stored in XGBoost's own UBJSON format and the decision
-threshold lives in ``model_config``, validated on load (0 < threshold < 1). ``predict`` returns ``probability``,
-``decision`` and ``reasons`` (top-3 feature contributions from ``pred_contribs``,
-filled for flagged rows). ``mlflow.xgboost``'s own pyfunc returns labels only,
+threshold lives in ``model_config``, validated on load (0 < threshold < 1), with the prior
+correction to the production fraud rate (``prior_odds_ratio``, fraud_ml/calibration.py).
+``predict`` returns ``probability`` (at the production rate), ``raw_score`` (the booster's
+output under its training prior), ``decision`` (probability >= threshold) and ``reasons``
+(top-3 feature contributions from ``pred_contribs``, filled for flagged rows). ``mlflow.xgboost``'s own pyfunc returns labels only,
 which is why this wrapper exists.
 """
 from __future__ import annotations
@@ -20,9 +22,10 @@ import mlflow
 import xgboost as xgb
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
-from sklearn.metrics import (average_precision_score, confusion_matrix, f1_score, precision_recall_curve,
-                             precision_score, recall_score, roc_auc_score)
+from sklearn.metrics import (average_precision_score, confusion_matrix, f1_score, precision_score, recall_score,
+                             roc_auc_score)
 
+from fraud_ml.calibration import prior_shift
 from fraud_ml.errors import ModelFormatError
 from fraud_ml.schema import FEATURES
 
@@ -40,6 +43,8 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         config = context.model_config or {}
         self.threshold = valid_threshold(config.get("threshold"))
+        # Versions logged before the prior correction existed: no shift.
+        self.prior_odds_ratio = valid_odds_ratio(config.get("prior_odds_ratio", 1.0))
         self.feature_names = list(config["feature_names"])
         self.reasons_top_k = int(config["reasons_top_k"])
         # Versions logged before the choice existed computed exact TreeSHAP contributions.
@@ -50,11 +55,13 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         features = feature_matrix(model_input, self.feature_names)
-        probability = self.booster.inplace_predict(features).astype(np.float64)
+        raw_score = self.booster.inplace_predict(features).astype(np.float64)
+        probability = prior_shift(raw_score, self.prior_odds_ratio)
         decision = (probability >= self.threshold).astype(np.int32)
         return pd.DataFrame(
             {
                 "probability": probability,
+                "raw_score": raw_score,
                 "decision": decision,
                 "reasons": explain(self.booster, features, decision, self.feature_names, self.reasons_top_k,
                                    self.reasons_method),
@@ -71,6 +78,17 @@ def valid_threshold(value: Any) -> float:
     if not 0.0 < threshold < 1.0:
         raise ModelFormatError(f"the model's decision threshold must lie strictly between 0 and 1, got {value!r}")
     return threshold
+
+
+def valid_odds_ratio(value: Any) -> float:
+    """``value`` as a prior odds ratio (finite, > 0); ModelFormatError otherwise."""
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = float("nan")
+    if not (np.isfinite(ratio) and ratio > 0):
+        raise ModelFormatError(f"the model's prior_odds_ratio must be a finite number > 0, got {value!r}")
+    return ratio
 
 
 def feature_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
@@ -104,37 +122,12 @@ def explain(booster: xgb.Booster, features: np.ndarray, decision: np.ndarray,
 
 
 def model_signature(feature_names: list[str] = FEATURES) -> ModelSignature:
-    """Input: the 30 double features; output: probability, decision, reasons."""
+    """Input: the 30 double features; output: probability, raw_score, decision, reasons."""
     return ModelSignature(
         inputs=Schema([ColSpec("double", c) for c in feature_names]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("integer", "decision"),
+        outputs=Schema([ColSpec("double", "probability"), ColSpec("double", "raw_score"), ColSpec("integer", "decision"),
                         ColSpec("string", "reasons", required=False)]),
     )
-
-
-def choose_threshold(y_true: np.ndarray, scores: np.ndarray, strategy: str = "max_f1",
-                     cost_fn: float = 25.0, cost_fp: float = 1.0) -> float:
-    """Decision threshold on validation scores: max F1, or min expected cost."""
-    y_true = np.asarray(y_true)
-    if y_true.sum() == 0:
-        log.warning("no positives in the threshold set: using 0.5")
-        return 0.5
-    precision, recall, thresholds = precision_recall_curve(y_true, scores)
-    if strategy == "max_f1":
-        f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-        return _open_unit(thresholds[int(np.argmax(f1[:-1]))])
-    if strategy == "min_cost":
-        positives = y_true.sum()
-        tp = recall[:-1] * positives
-        fp = np.where(precision[:-1] > 0, tp / np.clip(precision[:-1], 1e-12, None) - tp, 0.0)
-        cost = cost_fn * (positives - tp) + cost_fp * fp
-        return _open_unit(thresholds[int(np.argmin(cost))])
-    raise ValueError(f"unknown threshold strategy '{strategy}' (max_f1 or min_cost)")
-
-
-def _open_unit(threshold: float) -> float:
-    """A score taken as threshold, moved inside (0, 1): float32 scores can round to exactly 0 or 1."""
-    return float(np.clip(threshold, np.nextafter(0.0, 1.0), np.nextafter(1.0, 0.0)))
 
 
 def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -165,11 +158,14 @@ class RegisteredChampion:
 
 def log_champion(booster: xgb.Booster, threshold: float, model_name: str, alias: str | None,
                  workdir: Path, reasons: dict, feature_names: list[str] = FEATURES,
-                 input_example: pd.DataFrame | None = None) -> RegisteredChampion:
+                 input_example: pd.DataFrame | None = None, prior: dict | None = None) -> RegisteredChampion:
     """Log the pyfunc in the active MLflow run, register it, optionally point ``alias`` at it.
 
     ``reasons``: ``train.reasons`` (``top_k`` features named per flagged row, ``method`` approx|exact).
+    ``prior``: ``prior_odds_ratio`` (1 = none), ``fitted_fraud_rate``, ``production_fraud_rate``;
+    the threshold is on the corrected probability.
     """
+    prior = {"prior_odds_ratio": 1.0, **(prior or {})}
     if reasons["method"] not in REASON_METHODS:
         raise ModelFormatError(f"train.reasons.method must be one of {REASON_METHODS}, got {reasons['method']!r}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +176,9 @@ def log_champion(booster: xgb.Booster, threshold: float, model_name: str, alias:
         python_model=str(MODEL_CODE),
         artifacts={BOOSTER_ARTIFACT: str(booster_path)},
         model_config={"threshold": valid_threshold(threshold), "feature_names": list(feature_names),
-                      "reasons_top_k": int(reasons["top_k"]), "reasons_method": reasons["method"], "nthread": 1},
+                      "reasons_top_k": int(reasons["top_k"]), "reasons_method": reasons["method"], "nthread": 1,
+                      "prior_odds_ratio": valid_odds_ratio(prior["prior_odds_ratio"]),
+                      **{k: float(v) for k, v in prior.items() if k != "prior_odds_ratio"}},
         signature=model_signature(feature_names),
         input_example=input_example,
         pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}",

@@ -50,6 +50,9 @@ METRICS_COLUMNS: list[str] = [
 ]
 LATENCY_PERCENTILE_COLUMNS: list[str] = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms"]
 COUNT_COLUMNS: list[str] = ["rows", "flagged", "labeled", "frauds", "tp", "fp", "fn", "tn"]
+# Sum of the stored probabilities: the frauds the model expects (at the production rate it is
+# corrected to, train.production_fraud_rate), beside the frauds the labels show.
+EXPECTED_COLUMN = "expected_frauds"
 # A micro-batch is (query_id, batch_id): batch ids start at 0 again with a new checkpoint.
 # Tables of earlier releases have no query_id; their batches read as query "".
 BATCH_KEY: list[str] = ["query_id", "batch_id"]
@@ -150,7 +153,7 @@ def batch_aggregates(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per micro-batch (query_id, batch_id) from prediction rows.
 
     Columns: query_id, batch_id, scored_at (earliest in the batch; the streaming job uses
-    one value per micro-batch), rows, flagged, labeled, frauds, tp, fp, fn, tn.
+    one value per micro-batch), rows, flagged, labeled, frauds, tp, fp, fn, tn, expected_frauds.
     """
     if rows is None or rows.empty:
         return _empty_aggregates()
@@ -170,6 +173,7 @@ def batch_aggregates(rows: pd.DataFrame) -> pd.DataFrame:
         "fp": ((d == 1) & (y == 0)).astype("int64"),
         "fn": ((d == 0) & (y == 1)).astype("int64"),
         "tn": ((d == 0) & (y == 0)).astype("int64"),
+        EXPECTED_COLUMN: rows["probability"].astype("float64").fillna(0.0),
     })
     return _group_aggregates(frame)
 
@@ -185,29 +189,33 @@ def merge_aggregates(old: pd.DataFrame | None, new: pd.DataFrame | None) -> pd.D
 
 
 def _group_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
-    spec = {"scored_at": "min", **{c: "sum" for c in COUNT_COLUMNS}}
+    if EXPECTED_COLUMN not in frame.columns:  # aggregates kept by an older dashboard session
+        frame = frame.assign(**{EXPECTED_COLUMN: np.nan})
+    spec = {"scored_at": "min", **{c: "sum" for c in COUNT_COLUMNS}, EXPECTED_COLUMN: "sum"}
     out = frame.groupby(BATCH_KEY, as_index=False, sort=False).agg(spec)
-    return out.sort_values(["scored_at", "batch_id"], kind="stable")[[*BATCH_KEY, "scored_at", *COUNT_COLUMNS]] \
-        .reset_index(drop=True)
+    return out.sort_values(["scored_at", "batch_id"], kind="stable")[
+        [*BATCH_KEY, "scored_at", *COUNT_COLUMNS, EXPECTED_COLUMN]].reset_index(drop=True)
 
 
 def _empty_aggregates() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="int64") for c in ["batch_id", *COUNT_COLUMNS]})
     frame.insert(0, "query_id", pd.Series(dtype=object))
     frame.insert(2, "scored_at", pd.Series(dtype="datetime64[us, UTC]"))
+    frame[EXPECTED_COLUMN] = pd.Series(dtype="float64")
     return frame
 
 
 def totals(agg: pd.DataFrame) -> dict[str, int]:
     """Whole-run counts: transactions scored, flagged, actual frauds, labeled rows, batches."""
     if agg is None or agg.empty:
-        return {"transactions": 0, "flagged": 0, "frauds": 0, "labeled": 0, "batches": 0}
+        return {"transactions": 0, "flagged": 0, "frauds": 0, "labeled": 0, "batches": 0, "expected_frauds": 0.0}
     return {
         "transactions": int(agg["rows"].sum()),
         "flagged": int(agg["flagged"].sum()),
         "frauds": int(agg["frauds"].sum()),
         "labeled": int(agg["labeled"].sum()),
         "batches": int(len(agg)),
+        "expected_frauds": float(agg[EXPECTED_COLUMN].sum()) if EXPECTED_COLUMN in agg else float("nan"),
     }
 
 
@@ -250,14 +258,18 @@ def fraud_rate_per_interval(agg: pd.DataFrame, interval: str) -> pd.DataFrame:
     """
     delta = parse_interval(interval)
     if agg is None or agg.empty:
-        return pd.DataFrame(columns=["transactions", "flagged", "frauds", "labeled", "fraud_rate", "flag_rate"])
+        return pd.DataFrame(columns=["transactions", "flagged", "frauds", "labeled", "fraud_rate", "flag_rate",
+                                     "expected_fraud_rate"])
     frame = agg.assign(interval_start=agg["scored_at"].dt.floor(delta))
     grouped = frame.groupby("interval_start")[["rows", "flagged", "frauds", "labeled"]].sum()
+    expected = frame.groupby("interval_start")[EXPECTED_COLUMN].sum() if EXPECTED_COLUMN in frame else None
     full = pd.date_range(grouped.index.min(), grouped.index.max(), freq=delta, name="interval_start")
     out = grouped.reindex(full, fill_value=0).rename(columns={"rows": "transactions"}).astype("int64")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["fraud_rate"] = (out["frauds"] / out["labeled"]).where(out["labeled"] > 0)
         out["flag_rate"] = (out["flagged"] / out["transactions"]).where(out["transactions"] > 0)
+        out["expected_fraud_rate"] = ((expected.reindex(full, fill_value=0.0) / out["transactions"])
+                                      .where(out["transactions"] > 0)) if expected is not None else np.nan
     return out
 
 
@@ -718,6 +730,7 @@ class DashboardSettings:
     alert_rows: int = 20
     score_bins: int = 20
     psi_warning: float = 0.2
+    production_fraud_rate: float = 0.00172
 
     @classmethod
     def from_config(cls, cfg: "Config") -> "DashboardSettings":
@@ -732,6 +745,7 @@ class DashboardSettings:
             alert_rows=int(cfg.get("dashboard.alert_rows", 20)),
             score_bins=int(cfg.get("dashboard.score_bins", 20)),
             psi_warning=float(cfg.get("dashboard.psi_warning", 0.2)),
+            production_fraud_rate=float(cfg.get("train.production_fraud_rate")),
         )
         parse_interval(settings.fraud_rate_interval)
         if settings.score_bins < 1 or settings.alert_rows < 1 or settings.recent_window_minutes <= 0:

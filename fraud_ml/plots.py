@@ -94,3 +94,27 @@ def save_comparison_plot(path: str | Path, table: pd.DataFrame, model_order: lis
     finally:
         plt.close(fig)
     return path
+
+
+def save_reliability_diagram(path: str | Path, y_true: np.ndarray, scores: Mapping[str, np.ndarray],
+                             weights: np.ndarray | None = None, bins: int = 10,
+                             title: str = "Reliability at the production fraud rate (validation)") -> Path:
+    """Mean predicted vs observed fraud rate per probability bin, one line per score; ECE in the legend."""
+    from fraud_ml.calibration import reliability
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    try:
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+        for name, values in scores.items():
+            predicted, observed, weight, ece = reliability(y_true, values, weights, bins)
+            filled = weight > 0
+            ax.plot(predicted[filled], observed[filled], marker="o", label=f"{name} (ECE {ece:.4f})")
+        ax.set(xlabel="mean predicted probability", ylabel="observed fraud rate", xlim=(0, 1), ylim=(0, 1.02),
+               title=title)
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path

@@ -45,9 +45,13 @@ def row_latencies_ms(predictions: pd.DataFrame, batch_metrics: pd.DataFrame) -> 
     return (delta.dt.total_seconds() * 1000.0).dropna().to_numpy()
 
 
-def summarize(predictions: pd.DataFrame, batch_metrics: pd.DataFrame, quarantined: int = 0) -> RunSummary:
+def summarize(predictions: pd.DataFrame, batch_metrics: pd.DataFrame, quarantined: int = 0,
+              latency_from: pd.Timestamp | None = None) -> RunSummary:
     """Summary of ``predictions`` (transaction_id, decision, label, batch_id, kafka_timestamp)
-    and ``batch_metrics`` (batch_id, started_at, committed_at, rows)."""
+    and ``batch_metrics`` (batch_id, started_at, committed_at, rows).
+
+    Latency percentiles cover the rows sent at or after ``latency_from`` (all rows when None).
+    """
     labelled = predictions.dropna(subset=["label"])
     y, pred = labelled["label"].astype(int).to_numpy(), labelled["decision"].astype(int).to_numpy()
     tp = int(((y == 1) & (pred == 1)).sum())
@@ -56,7 +60,9 @@ def summarize(predictions: pd.DataFrame, batch_metrics: pd.DataFrame, quarantine
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    latencies = row_latencies_ms(predictions, batch_metrics) if len(batch_metrics) else np.array([])
+    timed = predictions if latency_from is None else \
+        predictions[pd.to_datetime(predictions["kafka_timestamp"], utc=True) >= latency_from]
+    latencies = row_latencies_ms(timed, batch_metrics) if len(batch_metrics) and len(timed) else np.array([])
     pct = (lambda q: float(np.percentile(latencies, q))) if latencies.size else (lambda q: float("nan"))
     if len(batch_metrics):
         span = (pd.to_datetime(batch_metrics["committed_at"], utc=True).max()

@@ -33,8 +33,8 @@ _TS = pa.timestamp("us", tz="UTC")
 LATENCY_QUANTILES = (50, 90, 95, 99)
 
 PREDICTIONS_HEAD = pa.schema([
-    pa.field(ID_COL, pa.string()), pa.field("probability", pa.float64()), pa.field("decision", pa.int32()),
-    pa.field("reasons", pa.string()), pa.field("label", pa.int32()), pa.field("model_version", pa.string()),
+    pa.field(ID_COL, pa.string()), pa.field("probability", pa.float64()), pa.field("raw_score", pa.float64()),
+    pa.field("decision", pa.int32()), pa.field("reasons", pa.string()), pa.field("label", pa.int32()), pa.field("model_version", pa.string()),
     pa.field(SOURCE_COL, pa.string()), pa.field("event_time", _TS), pa.field("kafka_partition", pa.int32()),
     pa.field("kafka_offset", pa.int64()), pa.field("kafka_timestamp", _TS), pa.field("scored_at", _TS),
     pa.field("batch_id", pa.int64()), pa.field("query_id", pa.string()),
@@ -157,7 +157,8 @@ def _constant(value, n: int, type_: pa.DataType) -> pa.Array:
 def _prediction_rows(valid: pa.Table, tag: BatchTag, keep_features: list[str]) -> pa.Table:
     n = valid.num_rows
     columns = {
-        ID_COL: valid[ID_COL], "probability": valid["probability"], "decision": valid["decision"],
+        ID_COL: valid[ID_COL], "probability": valid["probability"], "raw_score": valid["raw_score"],
+        "decision": valid["decision"],
         "reasons": valid["reasons"], "label": valid[MESSAGE_LABEL],
         "model_version": _constant(str(tag.model_version), n, pa.string()), SOURCE_COL: valid[SOURCE_COL],
         "event_time": pc.multiply(valid["event_time_ms"], 1000).cast(pa.int64()).cast(_TS),

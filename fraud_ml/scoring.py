@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -41,7 +40,7 @@ KAFKA_SPARK_DDL = ("key binary, value binary, topic string, partition int, offse
 
 _HEAD = [
     pa.field(REASON, pa.string()), pa.field(ID_COL, pa.string()), pa.field("probability", pa.float64()),
-    pa.field("decision", pa.int32()), pa.field("reasons", pa.string()), pa.field(MESSAGE_LABEL, pa.int32()),
+    pa.field("raw_score", pa.float64()), pa.field("decision", pa.int32()), pa.field("reasons", pa.string()), pa.field(MESSAGE_LABEL, pa.int32()),
     pa.field(SOURCE_COL, pa.string()), pa.field("event_time_ms", pa.int64()), pa.field("kafka_partition", pa.int32()),
     pa.field("kafka_offset", pa.int64()), pa.field("kafka_timestamp", pa.timestamp("us", tz="UTC")),
     pa.field("kafka_topic", pa.string()), pa.field("key", pa.binary()), pa.field("raw_value", pa.binary()),
@@ -147,11 +146,14 @@ def score_records(model: Any, records: KafkaRecords, limits: ValidationLimits, n
     n = len(decoded)
     valid = decoded[REASON].isna().to_numpy()
     probability = np.full(n, np.nan)
+    raw_score = np.full(n, np.nan)
     decision = np.zeros(n, dtype=np.int32)
     reasons = np.full(n, None, dtype=object)
     if valid.any():
         out = model.predict(decoded.loc[valid, FEATURES].reset_index(drop=True))
         probability[valid] = out["probability"].to_numpy(np.float64)
+        # Versions logged before the prior correction return the probability only: it is their raw score.
+        raw_score[valid] = out["raw_score" if "raw_score" in out else "probability"].to_numpy(np.float64)
         decision[valid] = out["decision"].to_numpy(np.int32)
         if "reasons" in out:
             reasons[valid] = out["reasons"].to_numpy(object)
@@ -160,6 +162,7 @@ def score_records(model: Any, records: KafkaRecords, limits: ValidationLimits, n
         REASON: pa.array(decoded[REASON].to_numpy(object), pa.string()),
         ID_COL: pa.array(decoded[ID_COL].to_numpy(object), pa.string()),
         "probability": pa.array(probability, mask=~valid),
+        "raw_score": pa.array(raw_score, mask=~valid),
         "decision": pa.array(decision, mask=~valid),
         "reasons": pa.array(reasons, pa.string()),
         MESSAGE_LABEL: pa.array(decoded[MESSAGE_LABEL], pa.int32()),
@@ -232,6 +235,7 @@ class MessageScorer:
             from fraud_ml.registry import download_verified
 
             result = T.StructType([T.StructField("probability", T.DoubleType()),
+                                   T.StructField("raw_score", T.DoubleType()),
                                    T.StructField("decision", T.IntegerType()),
                                    T.StructField("reasons", T.StringType())])
             self._spark_udf = mlflow.pyfunc.spark_udf(spark, model_uri=download_verified(model_uri),
@@ -270,7 +274,8 @@ class MessageScorer:
         refused = lambda c: F.when(~valid, c)  # noqa: E731
         return d.select(
             F.col("_d." + REASON).alias(REASON), F.col("_d." + ID_COL).alias(ID_COL),
-            F.col("_p.probability").alias("probability"), F.col("_p.decision").alias("decision"),
+            F.col("_p.probability").alias("probability"), F.col("_p.raw_score").alias("raw_score"),
+            F.col("_p.decision").alias("decision"),
             # spark_udf casts a string field's None to the text "None": keep it null.
             F.when(F.col("_p.reasons") != F.lit("None"), F.col("_p.reasons")).alias("reasons"),
             F.col("_d." + MESSAGE_LABEL).alias(MESSAGE_LABEL), F.col("_d." + SOURCE_COL).alias(SOURCE_COL),

@@ -26,6 +26,7 @@ import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -44,6 +45,9 @@ from fraud_ml.kafka_source import register as register_source
 from fraud_ml.scoring import (KAFKA_SPARK_DDL, MODEL_PROPERTY, MessageScorer, scored_schema, ship_model, spark_ddl,
                               warm_up)
 from fraud_ml.tracking import champion_uri, resolve_alias, setup_mlflow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +244,13 @@ class MicroBatchWriter:
             self._bound.set()
 
     def close(self) -> None:
-        """Give the lease back (the query has stopped)."""
-        if self.lease is not None:
-            self.lease.release()
+        """Let running table maintenance finish, then give the lease back (the query has stopped)."""
+        try:
+            for table in self.tables.values():
+                table.wait_maintenance()
+        finally:
+            if self.lease is not None:
+                self.lease.release()
 
     def _load_recent(self) -> None:
         import pyarrow as pa

@@ -35,7 +35,7 @@ from fraud_ml.plots import save_comparison_plot, save_confusion_matrix, save_pr_
 from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL
 from fraud_ml.synthetic.frames import SOURCE_CWGAN, SOURCE_SMOTE, SOURCE_WGAN, SYNTHETIC_SOURCES
 from fraud_ml.tracking import setup_mlflow
-from fraud_ml.training import real_only, threshold_from_config
+from fraud_ml.training import production_report, real_only, threshold_from_config
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 MODELS: dict[str, str] = {"dt": "DecisionTree", "rf": "RandomForest", "xgb": "XGBoost", "cat": "CatBoost",
                           "lgbm": "LightGBM"}
 VARIANTS: tuple[str, ...] = ("plain", "smote", "wgan", "cwgan")
+# prod_*: the test split reweighted to train.production_fraud_rate (recall does not change with it).
 COMPARISON_COLUMNS = ["model", "variant", "average_precision", "roc_auc", "precision", "recall", "f1", "tp", "fp",
-                      "fn", "tn", "threshold", "training_seconds", "train_rows", "synthetic_rows", "run_id"]
+                      "fn", "tn", "prod_precision", "prod_f1", "prod_fpr", "prod_alerts_per_10k", "threshold",
+                      "training_seconds", "train_rows", "synthetic_rows", "run_id"]
 RUN_ARTIFACTS = ("pr_curve.png", "confusion_matrix.png")
 PARENT_ARTIFACTS = ("comparison.csv", "comparison.md", "comparison.png")
 
@@ -203,11 +205,13 @@ class ZooRun:
     val_average_precision: float
     train_rows: int
     synthetic_rows: int
+    production: dict[str, float]
 
     def row(self) -> dict[str, Any]:
         """One row of the comparison table."""
         return {"model": self.model, "variant": self.variant, **{k: self.metrics[k] for k in
                 ("average_precision", "roc_auc", "precision", "recall", "f1", "tp", "fp", "fn", "tn")},
+                **{f"prod_{k}": self.production[k] for k in ("precision", "f1", "fpr", "alerts_per_10k")},
                 "threshold": self.threshold, "training_seconds": self.training_seconds,
                 "train_rows": self.train_rows, "synthetic_rows": self.synthetic_rows, "run_id": self.run_id}
 
@@ -234,8 +238,8 @@ def to_markdown(table: pd.DataFrame, columns: Sequence[str] | None = None, digit
     return "\n".join(lines)
 
 
-DISPLAY_COLUMNS = ["model", "variant", "average_precision", "roc_auc", "precision", "recall", "f1", "threshold",
-                   "training_seconds"]
+DISPLAY_COLUMNS = ["model", "variant", "average_precision", "roc_auc", "precision", "recall", "f1", "prod_precision",
+                   "prod_f1", "prod_alerts_per_10k", "threshold", "training_seconds"]
 
 
 class ModelZoo:
@@ -314,6 +318,9 @@ class ModelZoo:
             val_ap = evaluate(y_val, val_scores, threshold)["average_precision"]
             test_scores = fraud_scores(estimator, test)
             metrics = evaluate(test[LABEL].to_numpy(), test_scores, threshold)
+            production = production_report(test[LABEL].to_numpy(), test_scores, threshold,
+                                           self.cfg.get("train.production_fraud_rate"))
+            mlflow.log_metrics({f"test_production_{k}": v for k, v in production.items()})
             mlflow.log_metric("training_seconds", training_seconds)
             if np.isfinite(val_ap):
                 mlflow.log_metric("val_average_precision", val_ap)
@@ -328,7 +335,7 @@ class ModelZoo:
             log.info("%s on %s: test AP %.4f ROC AUC %.4f F1 %.3f (threshold %.3f) in %.1fs", name, variant,
                      metrics["average_precision"], metrics["roc_auc"], metrics["f1"], threshold, training_seconds)
         return ZooRun(name, key, variant, run.info.run_id, metrics, threshold, training_seconds, val_ap, len(train),
-                      n_synthetic)
+                      n_synthetic, production)
 
     def _log_comparison(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:

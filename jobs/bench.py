@@ -12,11 +12,8 @@ latency_p99_ms, offered_tps, mode, ...). Tune with --set, e.g.
 --set stream.max_offsets_per_trigger=250000 --set spark.arrow_batch_size=20000.
 """
 import sys
-import tempfile
-import uuid
-from pathlib import Path
 
-from fraud_ml.bench import MODES, BenchOptions, format_result, run_benchmark
+from fraud_ml.bench import MODES, BenchOptions, format_result, run_benchmark, scratch_overrides
 from fraud_ml.bench_lines import LINES
 from fraud_ml.cli import job_parser, run_job
 
@@ -28,18 +25,6 @@ def main(args, cfg) -> int:
                                              fuzz_messages=args.fuzz_messages, lines=lines))
     print(format_result(result), flush=True)
     return 0
-
-
-def scratch_overrides(args) -> list[str]:
-    """Scratch locations so a benchmark never touches the user's tables, checkpoint or registry."""
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="fraud-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    overrides = [f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}",
-                 f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", f"mlflow.artifact_location={work / 'artifacts'}",
-                 "mlflow.model_name=bench-xgboost", f"kafka.topic=bench-{uuid.uuid4().hex[:8]}"]
-    if not args.use_running_broker:  # nothing listens on port 1: the benchmark starts its own broker
-        overrides.append("kafka.bootstrap_servers=127.0.0.1:1")
-    return overrides
 
 
 if __name__ == "__main__":
@@ -56,4 +41,4 @@ if __name__ == "__main__":
     parser.add_argument("--use-running-broker", action="store_true",
                         help="use the broker on kafka.bootstrap_servers instead of starting one")
     # The user's overrides come last so they win over the scratch locations.
-    sys.exit(run_job(main, parser, extra_overrides=lambda a: scratch_overrides(a) + list(a.overrides)))
+    sys.exit(run_job(main, parser, extra_overrides=lambda a: scratch_overrides(a.workdir, a.use_running_broker) + list(a.overrides)))

@@ -96,6 +96,8 @@ def test_every_panel_matches_the_tables(full_tables, monkeypatch):
     assert shown["Actual frauds"] == f"{int((preds['label'] == 1).sum()):,}"
     labeled = preds["label"].notna().sum()
     assert shown["Fraud rate (labels)"] == f"{100 * (preds['label'] == 1).sum() / labeled:.3f}%"
+    assert shown["Expected fraud rate (model)"] == f"{100 * preds['probability'].mean():.3f}%"
+    assert shown["Alerts per 10,000"] == f"{1e4 * preds['decision'].sum() / len(preds):,.1f}"
     # quality: whole run and recent window, against sklearn
     recent_rows = preds[preds["scored_at"] >= preds["scored_at"].max() - pd.Timedelta(minutes=RECENT_MINUTES)]
     assert recent_rows["batch_id"].unique().tolist() == [3, 4, 5]

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from browser_helpers import Chromium, StreamlitServer, ensure_chromium
+from fraud_ml.browser import Chromium, StreamlitServer, ensure_chromium
 from fraud_ml.drift import DRIFT_SCHEMA
 from monitoring_data import BASE_TIME, append_batch, make_batch, write_stream_tables
 

@@ -63,9 +63,37 @@ def test_compaction_keeps_the_rows_and_bounds_the_files(tmp_path):
     table = stream_table(tmp_path / "t", compact_every=5)
     for b in range(12):
         table.append(rows(b), tag(b))
+        table.wait_maintenance()  # one round at a time, so the file count is exact
     files = DeltaTable(str(tmp_path / "t")).file_uris()
     assert len(files) <= 4, files  # two compactions: 12 appends -> 1 + 1 + 2 files
     assert table_rows(str(tmp_path / "t")) == 24 and table.committed(tag(11))
+
+
+def test_background_compaction_overlapping_appends_loses_nothing(tmp_path):
+    table = stream_table(tmp_path / "t", compact_every=3)
+    commit_ms = {b: table.append(rows(b, 5), tag(b)) for b in range(60)}
+    table.wait_maintenance()
+    fresh = DeltaTable(str(tmp_path / "t"))
+    operations = [c["operation"] for c in fresh.history()]
+    assert operations.count("OPTIMIZE") >= 2, operations  # rounds really ran beside the appends
+    data = fresh.to_pyarrow_table()
+    assert data.num_rows == 300 and sorted(set(data["batch_id"].to_pylist())) == list(range(60))
+    assert fresh.transaction_version("app/q1") == 59
+    tagged = {found.batch: int(c["timestamp"]) for c in fresh.history() if (found := BatchTag.from_commit(c))}
+    assert tagged == commit_ms  # what each append returned is the time of its own tagged commit
+
+
+def test_a_failed_background_maintenance_fails_the_next_append(tmp_path, monkeypatch):
+    table = stream_table(tmp_path / "t", compact_every=1)
+
+    def broken(self):
+        raise OSError("disk full while compacting")
+
+    monkeypatch.setattr(StreamTable, "maintain", broken)
+    table.append(rows(0), tag(0))
+    table._maintenance.join()
+    with pytest.raises(OSError, match="disk full"):
+        table.append(rows(1), tag(1))
 
 
 def test_new_columns_are_added_to_an_existing_table(tmp_path):

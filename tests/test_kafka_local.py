@@ -64,3 +64,20 @@ def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_broker_still_exec_ing_java_is_not_taken_for_a_dead_one(kafka_broker, tmp_path, monkeypatch):
+    # Right after the fork /proc shows the forking Python, not kafka.Kafka: start() once read that
+    # as "Kafka exited during start-up". The broker it started is judged by its own process handle.
+    from fraud_ml import kafka_local
+    from fraud_ml.kafka_local import free_port
+
+    monkeypatch.setattr(kafka_local, "is_broker_process", lambda pid, properties: False)
+    broker = LocalKafkaBroker(kafka_broker.jars_dir, tmp_path / "slow-exec", port=free_port(),
+                              controller_port=free_port())
+    try:
+        broker.start()
+        assert admin_client(broker.bootstrap_servers).list_topics(timeout=10).brokers
+    finally:
+        broker._process.kill()
+        broker._process.wait()

@@ -4,7 +4,8 @@ import pytest
 import xgboost as xgb
 
 from fraud_ml.data import SyntheticCreditCardGenerator
-from fraud_ml.model import choose_threshold, evaluate, log_champion
+from fraud_ml.calibration import choose_threshold
+from fraud_ml.model import evaluate, log_champion
 from fraud_ml.schema import FEATURES, LABEL
 from fraud_ml.tracking import setup_mlflow, resolve_alias
 from fraud_ml.errors import ModelNotFoundError
@@ -40,9 +41,10 @@ def test_champion_pyfunc_round_trip(base_config, tmp_path):
     assert version == champ.version and uri == champ.model_uri
     model = mlflow.pyfunc.load_model("models:/unit-champion@champion")
     out = model.predict(frame[FEATURES].head(400))
-    assert list(out.columns) == ["probability", "decision", "reasons"]
+    assert list(out.columns) == ["probability", "raw_score", "decision", "reasons"]
     expected = booster.inplace_predict(frame[FEATURES].head(400).to_numpy(np.float32))
-    np.testing.assert_allclose(out["probability"], expected, rtol=1e-6)
+    np.testing.assert_allclose(out["probability"], expected, rtol=1e-6)  # no prior given: no shift
+    np.testing.assert_allclose(out["raw_score"], expected, rtol=1e-6)
     assert ((out["probability"] >= 0.5).astype(int) == out["decision"]).all()
     flagged = out[out["decision"] == 1]
     assert len(flagged) > 0 and out.loc[out["decision"] == 0, "reasons"].isna().all()
@@ -53,6 +55,25 @@ def test_champion_pyfunc_round_trip(base_config, tmp_path):
     local = mlflow.artifacts.download_artifacts(champ.model_uri)
     import pathlib
     assert list(pathlib.Path(local).rglob("booster.ubj"))
+
+
+def test_the_pyfunc_applies_the_prior_correction_and_thresholds_the_corrected_probability(base_config, tmp_path):
+    from fraud_ml.calibration import prior_odds_ratio, prior_shift
+
+    cfg = base_config.with_overrides(["mlflow.model_name=prior-champion"], env={})
+    setup_mlflow(cfg)
+    frame = SyntheticCreditCardGenerator(n_rows=4000, fraud_rate=0.2, seed=4).generate()
+    booster = xgb.XGBClassifier(n_estimators=30, max_depth=3).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    r = prior_odds_ratio(0.2, 0.00172)
+    with mlflow.start_run():
+        champ = log_champion(booster, 0.01, "prior-champion", None, tmp_path, {"top_k": 3, "method": "approx"},
+                             prior={"prior_odds_ratio": r, "fitted_fraud_rate": 0.2, "production_fraud_rate": 0.00172})
+    out = mlflow.pyfunc.load_model(champ.model_uri).predict(frame[FEATURES].head(500))
+    raw = booster.inplace_predict(frame[FEATURES].head(500).to_numpy(np.float32)).astype(np.float64)
+    np.testing.assert_allclose(out["raw_score"], raw, rtol=1e-6)
+    np.testing.assert_allclose(out["probability"], prior_shift(raw, r), rtol=1e-6)
+    assert (out["decision"] == (out["probability"] >= 0.01).astype(int)).all()
+    assert out["decision"].sum() < (raw >= 0.01).sum()  # the corrected probability is far below the raw score
 
 
 def test_unknown_alias_is_a_clear_error(base_config):

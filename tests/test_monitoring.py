@@ -65,7 +65,9 @@ def test_batch_aggregates_merge_equals_aggregating_everything():
     pd.testing.assert_frame_equal(whole, split)
     counts = ["rows", "flagged", "labeled", "frauds", "tp", "fp", "fn", "tn"]
     assert whole.set_index("batch_id").loc[1, counts].tolist() == [3, 2, 2, 1, 1, 1, 0, 0]
-    assert totals(whole) == {"transactions": 6, "flagged": 3, "frauds": 3, "labeled": 5, "batches": 3}
+    t = totals(whole)
+    assert t.pop("expected_frauds") == pytest.approx(frame["probability"].sum())  # 6 points of linspace(0, 1): 3
+    assert t == {"transactions": 6, "flagged": 3, "frauds": 3, "labeled": 5, "batches": 3}
     q = quality_from_aggregates(whole)
     assert (q.tp, q.fp, q.fn, q.tn) == (2, 1, 1, 1)
 
@@ -89,6 +91,7 @@ def test_fraud_rate_per_interval_uses_exactly_the_interval():
     assert math.isnan(per_min["fraud_rate"].iloc[1])           # empty interval: no rate, not 0
     assert per_min["fraud_rate"].iloc[2] == pytest.approx(1 / 2)  # one row has no label
     assert per_min["flag_rate"].iloc[2] == pytest.approx(2 / 3)
+    assert per_min["expected_fraud_rate"].iloc[2] == pytest.approx(frame["probability"].iloc[4:].mean())
     per_30s = fraud_rate_per_interval(agg, "30s")
     assert len(per_30s) == 6 and per_30s["transactions"].tolist() == [2, 2, 0, 0, 0, 3]
     assert describe_interval("1min") == "1 minute" and describe_interval("30s") == "30 seconds"

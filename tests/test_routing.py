@@ -23,6 +23,7 @@ def scored(rows: list[dict]) -> pa.Table:
         full.append({
             "reason": r.get("reason"), "transaction_id": r["id"] if valid else None,
             "probability": r.get("probability", 0.9 if r.get("flag") else 0.1) if valid else None,
+            "raw_score": r.get("probability", 0.9 if r.get("flag") else 0.1) if valid else None,
             "decision": (1 if r.get("flag") else 0) if valid else None, "reasons": "V14 (+1.00)" if r.get("flag") else None,
             "label": 1 if r.get("flag") else 0, "source": "real", "event_time_ms": TAG.started_at_ms - 10 if valid else None,
             "kafka_partition": r["p"], "kafka_offset": r["o"], "kafka_timestamp": (TAG.started_at_ms - 500) * 1000,
@@ -110,7 +111,9 @@ def test_with_raw_fills_duplicates_from_the_kafka_rows():
 
 def test_event_time_is_bounded_by_the_pinned_batch_start():
     def one(event_ms: int) -> pa.Table:
-        return scored([{"id": "e", "p": 0, "o": 1}]).set_column(7, "event_time_ms", pa.array([event_ms], pa.int64()))
+        batch = scored([{"id": "e", "p": 0, "o": 1}])
+        return batch.set_column(batch.schema.get_field_index("event_time_ms"), "event_time_ms",
+                                pa.array([event_ms], pa.int64()))
 
     ahead = LIMITS.max_event_time_ahead_ms
     ok = route_batch(one(TAG.started_at_ms + ahead), TAG, KEEP, True, None, LIMITS)

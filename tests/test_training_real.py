@@ -15,3 +15,8 @@ def test_champion_on_real_sample_reaches_ap_095(spark, make_config):
     assert result.metrics["average_precision"] >= 0.95, result.metrics
     assert 0.0 < result.threshold < 1.0
     assert result.champion is not None and result.champion.version
+    # Fitted on the sample's ~28 % fraud, the probabilities are moved to the production rate.
+    assert 0.2 < result.prior.fitted_rate < 0.35 and result.prior.production_rate == 0.00172
+    assert result.prior.ratio < 0.01
+    assert result.production["recall"] == result.metrics["recall"]  # reweighting leaves recall alone
+    assert result.production["precision"] < result.metrics["precision"]  # a rarer class: precision falls

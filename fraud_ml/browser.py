@@ -99,8 +99,10 @@ class StreamlitServer:
 class Chromium:
     """Headless Chromium with one page, driven over the DevTools websocket."""
 
-    def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 4200) -> None:
+    def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 4200,
+                 niceness: int = 0) -> None:
         self.binary, self.profile_dir, self.width, self.height = binary, profile_dir, width, height
+        self.niceness = niceness  # > 0: the browser takes CPU only when others leave it (soak: a viewer's laptop)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.ws = None
@@ -112,7 +114,8 @@ class Chromium:
         self.proc = subprocess.Popen(
             [self.binary, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
              f"--user-data-dir={self.profile_dir}", f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None)
         wait_http(f"http://127.0.0.1:{self.port}/json/version", timeout=30, proc=self.proc)
         pages = [t for t in json.loads(wait_http(f"http://127.0.0.1:{self.port}/json/list", 10))
                  if t.get("type") == "page"]

@@ -1,0 +1,53 @@
+"""Soak: an hour at 1,000 tx/s with the stream, the dashboard (in headless Chromium) and the drift job.
+
+    python jobs/soak.py [--minutes 60] [--window-minutes 10] [--offered-tps 1000]
+
+Uses its own broker (unless --use-running-broker), scratch tables, checkpoint and MLflow
+store under --workdir, and the benchmark's synthetic 300-tree model. Prints one Markdown
+row per window (batch p50/p99, latency p50/p99, look-back size, RSS, file counts) and,
+last, one JSON object. A benchmark, never a test (fraud_ml/soak.py).
+"""
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+from fraud_ml.bench import scratch_broker, scratch_overrides
+from fraud_ml.cli import job_parser, run_job
+from fraud_ml.soak import SoakOptions, run_soak
+
+
+@cache
+def soak_overrides(workdir: str | None, use_running_broker: bool, user: tuple[str, ...]) -> tuple[str, ...]:
+    """Scratch locations, then the user's overrides; computed once so the child jobs get the same."""
+    return (*scratch_overrides(workdir, use_running_broker), *user)
+
+
+def main(args, cfg) -> int:
+    broker, cfg = scratch_broker(cfg)
+    try:
+        overrides = [*soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides)),
+                     f"kafka.bootstrap_servers={cfg.get('kafka.bootstrap_servers')}"]
+        conf_args = (["--conf", args.conf] if args.conf else []) + [a for o in overrides for a in ("--set", o)]
+        result = run_soak(cfg, SoakOptions(minutes=args.minutes, window_minutes=args.window_minutes,
+                                           offered_tps=args.offered_tps, sample_s=args.sample_seconds),
+                          conf_args, Path(cfg.get("delta.root")).parent)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(result.pop("markdown"), flush=True)
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = job_parser(__doc__)
+    parser.add_argument("--minutes", type=float, default=60.0, help="minutes of offered load")
+    parser.add_argument("--window-minutes", type=float, default=10.0, help="reporting window")
+    parser.add_argument("--offered-tps", type=float, default=1000.0, help="offered load (tx/s)")
+    parser.add_argument("--sample-seconds", type=float, default=30.0, help="RSS / file-count sampling period")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
+    parser.add_argument("--use-running-broker", action="store_true",
+                        help="use the broker on kafka.bootstrap_servers instead of starting one")
+    sys.exit(run_job(main, parser, extra_overrides=lambda a: list(
+        soak_overrides(a.workdir, a.use_running_broker, tuple(a.overrides)))))
