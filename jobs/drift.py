@@ -40,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         setup_logging(cfg.get("project.log_level", "INFO"))
-        from fraud_ml.drift import run_drift
+        from fraud_ml.drift import DriftSettings, ScoreReferences, run_drift
 
         full = args.full
+        references = ScoreReferences(DriftSettings.from_config(cfg).reference_rows)
         while True:
-            result = run_drift(cfg, full=full)
+            result = run_drift(cfg, full=full, references=references)
             log.info("drift table version %s: %d rows, %d windows", result.table_version, result.rows_written,
                      result.windows)
             if args.every <= 0:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from fraud_ml.config import PROJECT_ROOT
-from fraud_ml.drift import DRIFT_SCHEMA, DriftSettings, compute_drift, feature_reference, run_drift, score_references
+from fraud_ml.drift import (DRIFT_SCHEMA, DriftSettings, ScoreReferences, compute_drift, feature_reference,
+                            run_drift, score_references)
 from fraud_ml.monitoring import read_columns
 from monitoring_data import PREDICTION_FEATURES, write_stream_tables, write_train_table
 
@@ -79,9 +80,11 @@ def test_run_drift_matches_independent_psi(tables):
         assert row.psi == pytest.approx(independent_psi(reference, actual, 10), rel=1e-9)
 
 
-def test_incremental_run_equals_full_recompute(tables, tmp_path):
+@pytest.mark.parametrize("kept_references", [False, True])
+def test_incremental_run_equals_full_recompute(tables, tmp_path, kept_references):
     cfg, stream, _ = tables
-    run_drift(cfg)
+    refs = ScoreReferences(DriftSettings.from_config(cfg).reference_rows) if kept_references else None
+    run_drift(cfg, references=refs)
     first_version = read_columns(cfg.table_path("drift"))
     # More batches arrive, two of them in the last (12:04) window: it is recomputed, not duplicated.
     from monitoring_data import BASE_TIME, append_batch, make_batch
@@ -90,7 +93,7 @@ def test_incremental_run_equals_full_recompute(tables, tmp_path):
         batch = make_batch(6 + i, 120, BASE_TIME + pd.Timedelta(seconds=seconds), rng, "2", shift=2.0,
                            offset_start=10_000 * (i + 1))
         append_batch(Path(cfg.get("delta.root")), batch, processing_ms=300.0)
-    result = run_drift(cfg)
+    result = run_drift(cfg, references=refs)
     assert result.since == first_version["window_start"].max()
     incremental = read_columns(cfg.table_path("drift"))
     run_drift(cfg, full=True)
@@ -121,3 +124,18 @@ def test_job_without_predictions_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "no predictions table" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_a_complete_score_reference_is_not_read_again(tables, monkeypatch):
+    from fraud_ml import drift
+
+    cfg, _, _ = tables
+    refs = ScoreReferences(reference_rows=50)
+    path = cfg.table_path("predictions")
+    versions = sorted(read_columns(path, ["model_version"])["model_version"].astype(str).unique())
+    first = refs.update(path, versions)
+    assert all(len(first[v]) == 50 for v in versions)
+    reads = []
+    monkeypatch.setattr(drift, "read_columns", lambda *a, **k: reads.append(a) or read_columns(*a, **k))
+    again = refs.update(path, versions)
+    assert reads == [] and all(again[v].equals(first[v]) for v in versions)
