@@ -153,6 +153,13 @@ def run_lines(cfg: Config, lines: tuple[str, ...], expected: int, offered: dict 
     return results
 
 
+def add_scratch_arguments(parser) -> None:
+    """``--workdir`` and ``--use-running-broker``, shared by jobs/bench.py and jobs/soak.py."""
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
+    parser.add_argument("--use-running-broker", action="store_true",
+                        help="use the broker on kafka.bootstrap_servers instead of starting one")
+
+
 def scratch_overrides(workdir: str | None, use_running_broker: bool) -> list[str]:
     """Scratch locations so a benchmark never touches the user's tables, checkpoint or registry."""
     work = Path(workdir or tempfile.mkdtemp(prefix="fraud-bench-"))

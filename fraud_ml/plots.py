@@ -4,8 +4,9 @@ Every function writes one PNG (Agg backend, no display needed) and returns its p
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import matplotlib
 
@@ -16,14 +17,25 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 
+@contextmanager
+def _figure(path: Path, size: tuple[float, float]) -> Iterator:
+    """One figure's axes; on exit the figure is laid out, saved to ``path`` and closed."""
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    try:
+        yield ax
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
 def save_pr_curve(path: str | Path, y_true: np.ndarray, scores: np.ndarray, threshold: float,
                   title: str = "Precision-recall (test)") -> Path:
     """Precision-recall curve with the operating point at ``threshold`` marked."""
     path = Path(path)
     y_true = np.asarray(y_true).astype(int)
     scores = np.asarray(scores, dtype=float)
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    try:
+    with _figure(path, (5, 4)) as ax:
         if y_true.sum() > 0:
             precision, recall, _ = precision_recall_curve(y_true, scores)
             ax.step(recall, precision, where="post", color="tab:blue", label="PR curve")
@@ -35,10 +47,6 @@ def save_pr_curve(path: str | Path, y_true: np.ndarray, scores: np.ndarray, thre
             ax.axhline(y_true.mean(), color="grey", linestyle=":", label=f"base rate {y_true.mean():.4f}")
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.02), title=title)
         ax.legend(loc="lower left", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -47,8 +55,7 @@ def save_confusion_matrix(path: str | Path, metrics: Mapping[str, float],
     """2x2 confusion matrix from the ``tn/fp/fn/tp`` counts of ``fraud_ml.model.evaluate``."""
     path = Path(path)
     cells = np.array([[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]], dtype=float)
-    fig, ax = plt.subplots(figsize=(4, 3.6), dpi=100)
-    try:
+    with _figure(path, (4, 3.6)) as ax:
         ax.imshow(np.log1p(cells), cmap="Blues")
         for (i, j), value in np.ndenumerate(cells):
             ax.text(j, i, f"{int(value):,}", ha="center", va="center",
@@ -56,10 +63,6 @@ def save_confusion_matrix(path: str | Path, metrics: Mapping[str, float],
         ax.set_xticks([0, 1], ["normal", "fraud"])
         ax.set_yticks([0, 1], ["normal", "fraud"])
         ax.set(xlabel="predicted", ylabel="actual", title=title)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -103,8 +106,7 @@ def save_reliability_diagram(path: str | Path, y_true: np.ndarray, scores: Mappi
     from fraud_ml.calibration import reliability
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    try:
+    with _figure(path, (5, 4)) as ax:
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
         for name, values in scores.items():
             predicted, observed, weight, ece = reliability(y_true, values, weights, bins)
@@ -113,8 +115,4 @@ def save_reliability_diagram(path: str | Path, y_true: np.ndarray, scores: Mappi
         ax.set(xlabel="mean predicted probability", ylabel="observed fraud rate", xlim=(0, 1), ylim=(0, 1.02),
                title=title)
         ax.legend(loc="upper left", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path

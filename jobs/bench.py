@@ -13,7 +13,7 @@ latency_p99_ms, offered_tps, mode, ...). Tune with --set, e.g.
 """
 import sys
 
-from fraud_ml.bench import MODES, BenchOptions, format_result, run_benchmark, scratch_overrides
+from fraud_ml.bench import MODES, BenchOptions, add_scratch_arguments, format_result, run_benchmark, scratch_overrides
 from fraud_ml.bench_lines import LINES
 from fraud_ml.cli import job_parser, run_job
 
@@ -37,8 +37,6 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=float, default=15.0, help="latency: seconds before measuring")
     parser.add_argument("--duration", type=float, default=40.0, help="latency: measured seconds")
     parser.add_argument("--trees", type=int, default=300, help="trees in the benchmark model")
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
-    parser.add_argument("--use-running-broker", action="store_true",
-                        help="use the broker on kafka.bootstrap_servers instead of starting one")
+    add_scratch_arguments(parser)
     # The user's overrides come last so they win over the scratch locations.
     sys.exit(run_job(main, parser, extra_overrides=lambda a: scratch_overrides(a.workdir, a.use_running_broker) + list(a.overrides)))

@@ -12,7 +12,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from fraud_ml.bench import scratch_broker, scratch_overrides
+from fraud_ml.bench import add_scratch_arguments, scratch_broker, scratch_overrides
 from fraud_ml.cli import job_parser, run_job
 from fraud_ml.soak import SoakOptions, run_soak
 
@@ -46,8 +46,6 @@ if __name__ == "__main__":
     parser.add_argument("--window-minutes", type=float, default=10.0, help="reporting window")
     parser.add_argument("--offered-tps", type=float, default=1000.0, help="offered load (tx/s)")
     parser.add_argument("--sample-seconds", type=float, default=30.0, help="RSS / file-count sampling period")
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
-    parser.add_argument("--use-running-broker", action="store_true",
-                        help="use the broker on kafka.bootstrap_servers instead of starting one")
+    add_scratch_arguments(parser)
     sys.exit(run_job(main, parser, extra_overrides=lambda a: list(
         soak_overrides(a.workdir, a.use_running_broker, tuple(a.overrides)))))

@@ -24,6 +24,13 @@ def test_choose_threshold_max_f1_and_min_cost():
         choose_threshold(y, s, "nope")
 
 
+def tiny_booster(rows: int, fraud_rate: float, seed: int, trees: int, depth: int):
+    """Synthetic rows and a small XGBoost booster fitted on them."""
+    frame = SyntheticCreditCardGenerator(n_rows=rows, fraud_rate=fraud_rate, seed=seed).generate()
+    model = xgb.XGBClassifier(n_estimators=trees, max_depth=depth).fit(frame[FEATURES], frame[LABEL])
+    return frame, model.get_booster()
+
+
 def test_evaluate_counts_confusion_matrix():
     m = evaluate(np.array([1, 1, 0, 0, 0]), np.array([0.9, 0.2, 0.8, 0.1, 0.3]), 0.5)
     assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (1, 1, 1, 2)
@@ -33,8 +40,7 @@ def test_evaluate_counts_confusion_matrix():
 def test_champion_pyfunc_round_trip(base_config, tmp_path):
     cfg = base_config.with_overrides(["mlflow.model_name=unit-champion"], env={})
     setup_mlflow(cfg)
-    frame = SyntheticCreditCardGenerator(n_rows=4000, fraud_rate=0.05, seed=2).generate()
-    booster = xgb.XGBClassifier(n_estimators=30, max_depth=3).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    frame, booster = tiny_booster(rows=4000, fraud_rate=0.05, seed=2, trees=30, depth=3)
     with mlflow.start_run():
         champ = log_champion(booster, 0.5, "unit-champion", "champion", tmp_path, {"top_k": 3, "method": "exact"})
     version, uri = resolve_alias(cfg)
@@ -62,8 +68,7 @@ def test_the_pyfunc_applies_the_prior_correction_and_thresholds_the_corrected_pr
 
     cfg = base_config.with_overrides(["mlflow.model_name=prior-champion"], env={})
     setup_mlflow(cfg)
-    frame = SyntheticCreditCardGenerator(n_rows=4000, fraud_rate=0.2, seed=4).generate()
-    booster = xgb.XGBClassifier(n_estimators=30, max_depth=3).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    frame, booster = tiny_booster(rows=4000, fraud_rate=0.2, seed=4, trees=30, depth=3)
     r = prior_odds_ratio(0.2, 0.00172)
     with mlflow.start_run():
         champ = log_champion(booster, 0.01, "prior-champion", None, tmp_path, {"top_k": 3, "method": "approx"},
@@ -92,8 +97,7 @@ def test_the_champion_is_logged_from_code_and_a_pickled_pyfunc_is_refused(base_c
 
     cfg = base_config.with_overrides(["mlflow.model_name=code-champion"], env={})
     setup_mlflow(cfg)
-    frame = SyntheticCreditCardGenerator(n_rows=2000, fraud_rate=0.05, seed=3).generate()
-    booster = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    frame, booster = tiny_booster(rows=2000, fraud_rate=0.05, seed=3, trees=5, depth=2)
     with mlflow.start_run():
         champ = log_champion(booster, 0.4, "code-champion", "champion", tmp_path / "a", base_config.get("train.reasons"))
     local = pathlib.Path(download_verified(champ.model_uri))
@@ -128,8 +132,7 @@ def test_a_threshold_loaded_from_a_tampered_model_config_is_refused(base_config,
 
     cfg = base_config.with_overrides(["mlflow.model_name=tampered"], env={})
     setup_mlflow(cfg)
-    frame = SyntheticCreditCardGenerator(n_rows=2000, fraud_rate=0.05, seed=4).generate()
-    booster = xgb.XGBClassifier(n_estimators=3, max_depth=2).fit(frame[FEATURES], frame[LABEL]).get_booster()
+    frame, booster = tiny_booster(rows=2000, fraud_rate=0.05, seed=4, trees=3, depth=2)
     with mlflow.start_run():
         champ = log_champion(booster, 0.5, "tampered", None, tmp_path, base_config.get("train.reasons"))
     local = pathlib.Path(download_verified(champ.model_uri))
