@@ -153,6 +153,7 @@ class _Pyfunc:
         self.model = ChampionModel()
         self.model.booster, self.model.threshold = booster, threshold
         self.model.feature_names, self.model.reasons_top_k, self.model.reasons_method = FEATURES, 3, "approx"
+        self.model.prior_odds_ratio = 1.0  # no prior correction: probabilities are the raw scores
 
     def predict(self, frame):
         return self.model.predict(None, frame)
