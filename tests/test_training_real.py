@@ -1,4 +1,5 @@
 """Real rows: the champion learns real fraud patterns from ../shared/data/creditcard_sample.csv."""
+import pytest
 
 from fraud_ml.prepare import prepare_splits
 from fraud_ml.training import load_splits, train_champion
@@ -18,5 +19,5 @@ def test_champion_on_real_sample_reaches_ap_095(spark, make_config):
     # Fitted on the sample's ~28 % fraud, the probabilities are moved to the production rate.
     assert 0.2 < result.prior.fitted_rate < 0.35 and result.prior.production_rate == 0.00172
     assert result.prior.ratio < 0.01
-    assert result.production["recall"] == result.metrics["recall"]  # reweighting leaves recall alone
-    assert result.production["precision"] < result.metrics["precision"]  # a rarer class: precision falls
+    assert result.production["recall"] == pytest.approx(result.metrics["recall"])  # reweighting leaves recall alone
+    assert result.production["precision"] <= result.metrics["precision"]  # a rarer class: precision cannot rise
