@@ -145,7 +145,7 @@ def render_latency(snap: Snapshot, settings: DashboardSettings) -> None:
     c3.metric("Throughput while processing (rows/s)", fmt_rate(whole["processing_rows_per_s"]),
               help="Scored rows / summed batch processing time.")
     c4.metric("Latest batch p99 latency (ms)", fmt_rate(last["latency_p99_ms"]))
-    over_time = latency_over_time(metrics)
+    over_time = latency_over_time(metrics, settings.chart_points)
     left, right = st.columns(2)
     with left:
         st.subheader("Per-batch processing time (ms)")

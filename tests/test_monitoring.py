@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_
 from fraud_ml.errors import ConfigError
 from fraud_ml.monitoring import (
     LATENCY_EDGES_MS, DashboardSettings, DeltaIncremental, LiveMonitor, batch_aggregates, confusion_counts,
-    describe_interval, drift_latest_window, drift_over_time, fraud_rate_per_interval, latency_histogram,
+    describe_interval, drift_latest_window, drift_over_time, fraud_rate_per_interval, latency_histogram, latency_over_time,
     latest_alerts, merge_aggregates, parse_interval, psi, psi_edges, quality_from_aggregates, read_columns,
     recent, score_counts, table_version, throughput, totals,
 )
@@ -264,3 +264,16 @@ def test_dashboard_settings_from_config(make_config):
     assert s.predictions_path == cfg.table_path("predictions") and s.drift_path.endswith("drift")
     with pytest.raises(ConfigError):
         DashboardSettings.from_config(make_config("dashboard.fraud_rate_interval=sometimes"))
+
+
+def test_latency_over_time_is_bounded_and_keeps_the_spikes():
+    n = 10_000
+    metrics = pd.DataFrame({
+        "batch_id": np.arange(n), "committed_at": [T0 + pd.Timedelta(milliseconds=250 * i) for i in range(n)],
+        "rows": 250, "processing_ms": np.where(np.arange(n) == 7_777, 5_000.0, 80.0),
+        **{c: 300.0 for c in ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms"]}})
+    full = latency_over_time(metrics)
+    assert len(full) == n
+    small = latency_over_time(metrics, max_points=600)
+    assert len(small) == 600 and small["processing_ms"].max() == 5_000.0  # the one slow batch survives
+    assert small["rows"].sum() == 250 * n and small.index.is_monotonic_increasing
