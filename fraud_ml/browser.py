@@ -92,7 +92,7 @@ class StreamlitServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         self._log.close()
 
 
@@ -130,7 +130,7 @@ class Chromium:
             if self.ws is not None:
                 self.ws.close()
         finally:
-            _stop(self.proc)
+            stop_process(self.proc)
 
     def call(self, method: str, **params) -> dict:
         """Send one DevTools command and return its result (events in between are skipped)."""
@@ -182,13 +182,13 @@ class Chromium:
         return path
 
 
-def _stop(proc: subprocess.Popen | None) -> None:
-    """Terminate a process this module started, then kill it if it lingers."""
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """Terminate a process this project started, then kill it if it lingers past ``timeout``."""
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)

@@ -189,8 +189,6 @@ def merge_aggregates(old: pd.DataFrame | None, new: pd.DataFrame | None) -> pd.D
 
 
 def _group_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
-    if EXPECTED_COLUMN not in frame.columns:  # aggregates kept by an older dashboard session
-        frame = frame.assign(**{EXPECTED_COLUMN: np.nan})
     spec = {"scored_at": "min", **{c: "sum" for c in COUNT_COLUMNS}, EXPECTED_COLUMN: "sum"}
     out = frame.groupby(BATCH_KEY, as_index=False, sort=False).agg(spec)
     return out.sort_values(["scored_at", "batch_id"], kind="stable")[
@@ -215,7 +213,7 @@ def totals(agg: pd.DataFrame) -> dict[str, int]:
         "frauds": int(agg["frauds"].sum()),
         "labeled": int(agg["labeled"].sum()),
         "batches": int(len(agg)),
-        "expected_frauds": float(agg[EXPECTED_COLUMN].sum()) if EXPECTED_COLUMN in agg else float("nan"),
+        "expected_frauds": float(agg[EXPECTED_COLUMN].sum()),
     }
 
 
@@ -262,14 +260,14 @@ def fraud_rate_per_interval(agg: pd.DataFrame, interval: str) -> pd.DataFrame:
                                      "expected_fraud_rate"])
     frame = agg.assign(interval_start=agg["scored_at"].dt.floor(delta))
     grouped = frame.groupby("interval_start")[["rows", "flagged", "frauds", "labeled"]].sum()
-    expected = frame.groupby("interval_start")[EXPECTED_COLUMN].sum() if EXPECTED_COLUMN in frame else None
+    expected = frame.groupby("interval_start")[EXPECTED_COLUMN].sum()
     full = pd.date_range(grouped.index.min(), grouped.index.max(), freq=delta, name="interval_start")
     out = grouped.reindex(full, fill_value=0).rename(columns={"rows": "transactions"}).astype("int64")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["fraud_rate"] = (out["frauds"] / out["labeled"]).where(out["labeled"] > 0)
         out["flag_rate"] = (out["flagged"] / out["transactions"]).where(out["transactions"] > 0)
-        out["expected_fraud_rate"] = ((expected.reindex(full, fill_value=0.0) / out["transactions"])
-                                      .where(out["transactions"] > 0)) if expected is not None else np.nan
+        out["expected_fraud_rate"] = (expected.reindex(full, fill_value=0.0) / out["transactions"]) \
+            .where(out["transactions"] > 0)
     return out
 
 

@@ -170,22 +170,11 @@ def _job(script: str, conf_args: list[str], *extra: str, log_path: Path) -> subp
                                 cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: Path) -> dict:
     """Run the soak; ``conf_args`` (``--conf``/``--set``) give the child jobs the same config as ``cfg``."""
     from fraud_ml.bench import bench_frame, train_bench_model
     from fraud_ml.bench_lines import wait_until
-    from fraud_ml.browser import Chromium, StreamlitServer, ensure_chromium
+    from fraud_ml.browser import Chromium, StreamlitServer, ensure_chromium, stop_process
     from fraud_ml.kafka_local import create_topic
     from fraud_ml.producer import replay
 
@@ -247,8 +236,8 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
     finally:
         if producer is not None and producer.is_alive():
             producer.kill()
-        _stop(drift)
-        _stop(stream)
+        stop_process(drift, timeout=60)
+        stop_process(stream, timeout=60)
     metrics = open_table(cfg.table_path("batch_metrics")).to_pandas()
     predictions = open_table(cfg.table_path("predictions")).to_pandas(
         columns=["query_id", "batch_id", "kafka_timestamp"])

@@ -27,7 +27,8 @@ def read_real_csv(path: str, drop_duplicates: bool) -> pd.DataFrame:
         raw = pd.read_csv(path)
     except (OSError, pd.errors.ParserError) as exc:
         raise DataSchemaError(f"cannot read {path}: {exc}") from None
-    frame = raw.rename(columns=resolve_columns(list(raw.columns)))[list(resolve_columns(list(raw.columns)).values())]
+    mapping = resolve_columns(list(raw.columns))
+    frame = raw.rename(columns=mapping)[list(mapping.values())]
     frame[LABEL] = frame[LABEL].astype(float).astype(int)
     return frame.drop_duplicates().reset_index(drop=True) if drop_duplicates else frame
 
