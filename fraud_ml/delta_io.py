@@ -107,6 +107,7 @@ class Maintenance:
 
     compact_every_commits: int
     target_file_mb: int
+    concurrent_tasks: int
     vacuum: bool
 
 
@@ -199,7 +200,8 @@ class StreamTable:
         ``dataChange=false`` and a blind append reads none, so each commit rebases on the other.
         """
         table = DeltaTable(self.path)
-        metrics = table.optimize.compact(target_size=self.maintenance.target_file_mb * 2**20)
+        metrics = table.optimize.compact(target_size=self.maintenance.target_file_mb * 2**20,
+                                         max_concurrent_tasks=self.maintenance.concurrent_tasks)
         removed = table.vacuum(dry_run=False) if self.maintenance.vacuum else []
         log.info("%s: compacted %s files into %s, vacuumed %d", self.path, metrics.get("numFilesRemoved"),
                  metrics.get("numFilesAdded"), len(removed))

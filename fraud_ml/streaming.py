@@ -92,7 +92,8 @@ def fault_point(point: str, batch_id: int) -> None:
 def stream_tables(cfg: Config, keep_features: list[str]) -> dict[str, StreamTable]:
     """The stream's output tables, each with its schema, table properties and maintenance."""
     m = cfg.get("stream.maintenance")
-    maintenance = Maintenance(int(m["compact_every_commits"]), int(m["target_file_mb"]), bool(m["vacuum"]))
+    maintenance = Maintenance(int(m["compact_every_commits"]), int(m["target_file_mb"]), int(m["concurrent_tasks"]),
+                              bool(m["vacuum"]))
     properties = cfg.get("stream.table_properties") or {}
     schemas = {"predictions": predictions_schema(keep_features), "quarantine": QUARANTINE_SCHEMA,
                "batch_metrics": BATCH_METRICS_SCHEMA}

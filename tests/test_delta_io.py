@@ -21,7 +21,7 @@ def rows(batch: int, n: int = 2) -> pa.Table:
 
 
 def stream_table(path, compact_every: int = 0) -> StreamTable:
-    return StreamTable(str(path), SCHEMA, PROPS, Maintenance(compact_every, 128, True))
+    return StreamTable(str(path), SCHEMA, PROPS, Maintenance(compact_every, 128, 1, True))
 
 
 def test_commits_are_found_per_query_and_batch(tmp_path):
@@ -119,7 +119,7 @@ def test_only_a_missing_table_reads_as_no_table(tmp_path):
 
 def test_accounted_rows_sums_scored_and_quarantined(tmp_path):
     path = str(tmp_path / "m")
-    table = StreamTable(path, pa.schema([("rows", pa.int64()), ("quarantined", pa.int64())]), {}, Maintenance(0, 1, False))
+    table = StreamTable(path, pa.schema([("rows", pa.int64()), ("quarantined", pa.int64())]), {}, Maintenance(0, 1, 1, False))
     table.append(pa.table({"rows": [3], "quarantined": [1]}), tag(0))
     table.append(pa.table({"rows": [5], "quarantined": [0]}), tag(1))
     assert accounted_rows(path) == 9
