@@ -45,7 +45,7 @@ class SoakOptions:
     minutes: float = 60.0          # offered-load duration
     window_minutes: float = 10.0   # reporting window
     offered_tps: float = 1000.0
-    sample_s: float = 30.0         # RSS / file-count sampling period
+    sample_s: float = 5.0          # RSS / file-count sampling period
     drift_every_s: float = 60.0    # drift job period
     trees: int = 300               # size of the benchmark model
     chunk_rows: int = 60_000       # producer: rows generated per replay call (one minute at 1,000 tx/s)
@@ -117,7 +117,8 @@ def write_reference_split(cfg: Config) -> None:
 
 def window_table(metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.DataFrame, start: pd.Timestamp,
                  window: pd.Timedelta) -> pd.DataFrame:
-    """One row per window of the run: batch time, latency, look-back, RSS and file counts at its end."""
+    """One row per window of the run: batch time, latency, look-back, RSS and file counts at its end,
+    and each process tree's peak RSS over the window's samples (``<name>_rss_peak_mib``)."""
     metrics = metrics.assign(committed_at=pd.to_datetime(metrics["committed_at"], utc=True))
     stamps = pd.to_datetime(predictions["kafka_timestamp"], utc=True)
     latency = (pd.to_datetime(commit_times(predictions, metrics), utc=True) - stamps).dt.total_seconds() * 1000
@@ -130,6 +131,7 @@ def window_table(metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.D
         in_window = (stamps >= lo) & (stamps < hi)
         lat = latency[in_window].dropna()
         sample = samples[samples["at"] < hi].tail(1)
+        in_samples = samples[(samples["at"] >= lo) & (samples["at"] < hi)]
         row = {"window": f"{k * window.total_seconds() / 60:.0f}-{(k + 1) * window.total_seconds() / 60:.0f} min",
                "batches": len(batch), "rows": int(batch["rows"].sum()),
                "batch_p50_ms": _pct(batch["processing_ms"], 50), "batch_p99_ms": _pct(batch["processing_ms"], 99),
@@ -137,6 +139,9 @@ def window_table(metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.D
                "lookback_ids_max": int(batch["lookback_ids"].max()) if len(batch) else None}
         if len(sample):
             row.update({c: sample[c].iloc[0] for c in samples.columns if c != "at"})
+        if len(in_samples):
+            row.update({c.replace("_rss_mib", "_rss_peak_mib"): in_samples[c].max()
+                        for c in samples.columns if c.endswith("_rss_mib")})
         rows.append(row)
         k += 1
     return pd.DataFrame(rows)
@@ -247,5 +252,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
             "started": started.isoformat(), "ended": sent_until.isoformat(), "sent": sent.value,
             "scored": len(predictions),
             "accounted": accounted_rows(cfg.table_path("batch_metrics")),
+            "peak_rss_mib": {c.removesuffix("_rss_mib"): max(s[c] for s in samples)
+                             for c in samples[0] if c.endswith("_rss_mib")} if samples else {},
             "dashboard_live": "Fraud" in dashboard_text, "windows": json.loads(table.to_json(orient="records")),
             "markdown": markdown(table)}

@@ -45,7 +45,7 @@ if __name__ == "__main__":
     parser.add_argument("--minutes", type=float, default=60.0, help="minutes of offered load")
     parser.add_argument("--window-minutes", type=float, default=10.0, help="reporting window")
     parser.add_argument("--offered-tps", type=float, default=1000.0, help="offered load (tx/s)")
-    parser.add_argument("--sample-seconds", type=float, default=30.0, help="RSS / file-count sampling period")
+    parser.add_argument("--sample-seconds", type=float, default=5.0, help="RSS / file-count sampling period")
     add_scratch_arguments(parser)
     sys.exit(run_job(main, parser, extra_overrides=lambda a: list(
         soak_overrides(a.workdir, a.use_running_broker, tuple(a.overrides)))))

@@ -14,8 +14,8 @@ def test_windows_hold_their_batches_rows_and_latest_sample():
     predictions = pd.DataFrame({
         "query_id": "q", "batch_id": [0, 2, 2, 3],
         "kafka_timestamp": [T0 + pd.Timedelta(seconds=s) for s in (9.5, 69, 69.5, 129)]})
-    samples = pd.DataFrame({"at": [T0 + pd.Timedelta(seconds=s) for s in (30, 90, 150)],
-                            "stream_rss_mib": [100.0, 110.0, 105.0]})
+    samples = pd.DataFrame({"at": [T0 + pd.Timedelta(seconds=s) for s in (30, 40, 90, 150)],
+                            "stream_rss_mib": [100.0, 90.0, 110.0, 105.0]})
     table = window_table(metrics, predictions, samples, T0, pd.Timedelta(minutes=1))
     assert table["window"].tolist() == ["0-1 min", "1-2 min", "2-3 min"]
     assert table["batches"].tolist() == [1, 1, 1]  # the empty batch 1 is not a processing sample
@@ -23,6 +23,7 @@ def test_windows_hold_their_batches_rows_and_latest_sample():
     assert table["batch_p50_ms"].tolist() == [100.0, 200.0, 300.0]
     assert table["latency_p50_ms"].tolist() == [500.0, 750.0, 1000.0]  # commit minus Kafka timestamp
     assert table["lookback_ids_max"].tolist() == [10, 30, 60]
-    assert table["stream_rss_mib"].tolist() == [100.0, 110.0, 105.0]  # the last sample inside each window
+    assert table["stream_rss_mib"].tolist() == [90.0, 110.0, 105.0]  # the last sample inside each window
+    assert table["stream_rss_peak_mib"].tolist() == [100.0, 110.0, 105.0]  # the largest one
     text = markdown(table)
     assert text.splitlines()[0].startswith("| window | batches | rows |") and "| 1-2 min | 1 | 20 |" in text
