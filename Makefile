@@ -9,7 +9,7 @@ CONF ?= conf/local.yaml
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain \
+.PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain lint \
         stream produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-realtime soak cluster test-cluster compose-build compose-up \
         compose-down compose-config \
         clean distclean
@@ -26,7 +26,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 venv install: $(VENV)/.installed  ## create the virtualenv and install the package with all extras
 
 var/jars/.resolved: spark/pom.xml | $(VENV)/.installed
-	$(PY) -m fraud_ml.jars resolve
+	$(PY) -m fraud_ml.local.jars resolve
 	touch $@
 
 jars: var/jars/.resolved  ## resolve Kafka, Spark-Kafka and Delta jars with Maven (offline afterwards)
@@ -73,8 +73,12 @@ dashboard: $(VENV)/.installed  ## open the Streamlit dashboard
 demo: jars  ## the whole demo (ARGS="--transactions 20000 --no-dashboard" for headless)
 	$(PY) jobs/demo.py --conf $(CONF) $(ARGS)
 
-test: jars browser  ## the whole test suite (real broker, Spark, Delta, MLflow, Chromium)
+test: lint jars browser  ## lint, then the whole test suite (real broker, Spark, Delta, MLflow, Chromium)
 	$(PY) -m pytest $(ARGS)
+
+lint: $(VENV)/.installed  ## ruff: lint and format check (pyproject.toml [tool.ruff])
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-fast: $(VENV)/.installed  ## unit tests only (no broker)
 	$(PY) -m pytest -m "not integration and not slow" $(ARGS)
@@ -98,10 +102,10 @@ bench-realtime: jars  ## Spark real-time mode (Kafka -> Kafka alerts) evaluation
 	$(PY) jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4] $(ARGS)
 
 cluster:  ## a local standalone Spark master + worker (Ctrl-C stops them)
-	$(PY) -m fraud_ml.cluster
+	$(PY) -m fraud_ml.local.cluster
 
 test-cluster: jars  ## the job against a real local standalone cluster
-	$(PY) -m pytest tests/test_standalone_cluster.py $(ARGS)
+	$(PY) -m pytest tests/local/test_cluster.py $(ARGS)
 
 compose-build:  ## build the images of the full stack (needs a Docker engine)
 	docker compose build

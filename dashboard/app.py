@@ -27,10 +27,22 @@ import streamlit as st  # noqa: E402
 
 from fraud_ml.config import load_config  # noqa: E402
 from fraud_ml.errors import FraudMLError  # noqa: E402
-from fraud_ml.monitoring import (  # noqa: E402
-    LATENCY_PERCENTILE_COLUMNS, DashboardSettings, LiveMonitor, Snapshot, describe_interval,
-    drift_latest_window, drift_over_time, fraud_rate_per_interval, latency_bin_labels, latency_over_time,
-    latest_alerts, quality_from_aggregates, recent, score_histogram_frame, throughput, totals,
+from fraud_ml.monitoring.latency import (
+    LATENCY_PERCENTILE_COLUMNS,
+    latency_bin_labels,
+    latency_over_time,
+    throughput,
+)
+from fraud_ml.monitoring.live import DashboardSettings, LiveMonitor, Snapshot
+from fraud_ml.monitoring.psi import drift_latest_window, drift_over_time
+from fraud_ml.monitoring.quality import (
+    describe_interval,
+    fraud_rate_per_interval,
+    latest_alerts,
+    quality_from_aggregates,
+    recent,
+    score_histogram_frame,
+    totals,
 )
 
 log = logging.getLogger("dashboard")

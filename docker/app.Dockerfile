@@ -47,10 +47,10 @@ ARG EXTRAS=dashboard,models
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install -e ".[${EXTRAS}]"
 COPY spark/pom.xml ./spark/pom.xml
-# fraud_ml.jars: Maven -Pspark / -Pkafka into /app/var/jars, pruning the jars pyspark ships.
+# fraud_ml.local.jars: Maven -Pspark / -Pkafka into /app/var/jars, pruning the jars pyspark ships.
 RUN --mount=type=cache,target=/root/.m2 \
-    python -m fraud_ml.jars resolve \
- && python -m fraud_ml.jars --csv | tr ',' '\n' | wc -l
+    python -m fraud_ml.local.jars resolve \
+ && python -m fraud_ml.local.jars --csv | tr ',' '\n' | wc -l
 
 # ---------------------------------------------------------------- final image
 FROM base AS app
@@ -81,9 +81,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/home/app
 WORKDIR /app
 # Fail the build, not the first container, if the environment is incomplete.
-RUN python -c "import fraud_ml.session, fraud_ml.jars as j; j.spark_jars('var/jars/spark'); j.kafka_classpath('var/jars/kafka')" \
+RUN python -c "import fraud_ml.io.spark, fraud_ml.local.jars as j; j.spark_jars('var/jars/spark'); j.kafka_classpath('var/jars/kafka')" \
  && test -x "$SPARK_HOME/bin/spark-class" && java -version \
  && chmod 0755 /usr/local/bin/fraud-ml-entrypoint && rm -rf /app/docker
 USER app
 ENTRYPOINT ["/usr/local/bin/fraud-ml-entrypoint"]
-CMD ["python", "-m", "fraud_ml.jars", "list"]
+CMD ["python", "-m", "fraud_ml.local.jars", "list"]

@@ -77,13 +77,13 @@ class Config:
 
     def kafka_client_options(self) -> dict[str, str]:
         """``kafka.security`` as librdkafka properties (producer, admin client)."""
-        from fraud_ml.kafka_security import librdkafka_options
+        from fraud_ml.io.kafka import librdkafka_options
 
         return librdkafka_options(self.get("kafka.security"))
 
     def kafka_java_options(self) -> dict[str, str]:
         """``kafka.security`` as Java client properties (the Spark Kafka source)."""
-        from fraud_ml.kafka_security import java_client_options
+        from fraud_ml.io.kafka import java_client_options
 
         return java_client_options(self.get("kafka.security"))
 

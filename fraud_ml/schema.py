@@ -33,4 +33,4 @@ MESSAGE_LABEL = "label"
 MESSAGE_EVENT_TIME = "event_time"  # epoch milliseconds set by the producer
 
 # The stream's tables (predictions, quarantine, batch_metrics) are defined as Arrow
-# schemas where their rows are built: fraud_ml/routing.py.
+# schemas where their rows are built: fraud_ml/streaming/routing.py.

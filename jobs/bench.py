@@ -13,9 +13,16 @@ latency_p99_ms, offered_tps, mode, ...). Tune with --set, e.g.
 """
 import sys
 
-from fraud_ml.bench import MODES, BenchOptions, add_scratch_arguments, format_result, run_benchmark, scratch_overrides
-from fraud_ml.bench_lines import LINES
 from fraud_ml.cli import job_parser, run_job
+from fraud_ml.ops.bench import (
+    MODES,
+    BenchOptions,
+    add_scratch_arguments,
+    format_result,
+    run_benchmark,
+    scratch_overrides,
+)
+from fraud_ml.ops.bench_lines import LINES
 
 
 def main(args, cfg) -> int:

@@ -13,7 +13,7 @@ import signal
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.demo import DemoOptions, run_demo
+from fraud_ml.ops.demo import DemoOptions, run_demo
 
 
 def _stop_on_sigterm(signum, frame) -> None:

@@ -4,7 +4,7 @@
     python jobs/drift.py --full               # recompute every window
     python jobs/drift.py --every 30           # keep going, one pass every 30 s (Ctrl-C stops)
 
-See fraud_ml/drift.py and docs/dashboard.md for the method.
+See fraud_ml/monitoring/drift.py and docs/dashboard.md for the method.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         setup_logging(cfg.get("project.log_level", "INFO"))
-        from fraud_ml.drift import DriftSettings, ScoreReferences, run_drift
+        from fraud_ml.monitoring.drift import DriftSettings, ScoreReferences, run_drift
 
         full = args.full
         references = ScoreReferences(DriftSettings.from_config(cfg).reference_rows)

@@ -5,7 +5,7 @@
 
 Every real row is held out once (stratified folds); the rest is split into train and
 validation like data.split, the champion recipe (train.xgboost, prior correction,
-train.threshold.*) runs on them, and the held-out fold is scored (fraud_ml/oof.py).
+train.threshold.*) runs on them, and the held-out fold is scored (fraud_ml/training/oof.py).
 Prints the FPR over all real normals and the recall over all frauds with 95 % intervals;
 the last line is one JSON object.
 """
@@ -15,10 +15,10 @@ import sys
 import pandas as pd
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.data import resolve_columns
 from fraud_ml.errors import DataSchemaError
-from fraud_ml.oof import out_of_fold_estimate
 from fraud_ml.schema import LABEL
+from fraud_ml.training.data import resolve_columns
+from fraud_ml.training.oof import out_of_fold_estimate
 
 
 def read_real_csv(path: str, drop_duplicates: bool) -> pd.DataFrame:

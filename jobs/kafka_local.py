@@ -8,7 +8,8 @@ logs live in kafka.local.data_dir (git-ignored var/kafka by default).
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.kafka_local import LocalKafkaBroker, create_topic
+from fraud_ml.io.kafka import create_topic
+from fraud_ml.local.kafka_broker import LocalKafkaBroker
 
 
 def main(args, cfg) -> int:

@@ -1,15 +1,15 @@
 """Split the input 60/20/20 (stratified, seeded) into train/validation/test Delta tables.
 
     python jobs/prepare_data.py [--input creditcard.csv] [--conf conf/local.yaml] [--set key=value ...]
-    spark-submit --jars "$(python -m fraud_ml.jars --csv)" jobs/prepare_data.py --input /shared/creditcard.csv
+    spark-submit --jars "$(python -m fraud_ml.local.jars --csv)" jobs/prepare_data.py --input /shared/creditcard.csv
 
 Without --input (and with data.input empty) the clearly labelled SYNTHETIC generator is used.
 """
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.prepare import prepare_splits
-from fraud_ml.session import build_spark
+from fraud_ml.io.spark import build_spark
+from fraud_ml.training.splits import prepare_splits
 
 
 def main(args, cfg) -> int:

@@ -14,8 +14,8 @@ from tqdm import tqdm
 from fraud_ml.cli import job_parser, run_job
 from fraud_ml.config import join_path
 from fraud_ml.errors import DataSchemaError
-from fraud_ml.kafka_local import create_topic
-from fraud_ml.producer import replay, replay_frame
+from fraud_ml.io.kafka import create_topic
+from fraud_ml.streaming.producer import replay, replay_frame
 
 log = logging.getLogger("fraud_ml.produce")
 

@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args, cfg) -> int:
-    from fraud_ml.promotion import retrain
-    from fraud_ml.session import build_spark
-    from fraud_ml.training import load_splits
+    from fraud_ml.io.spark import build_spark
+    from fraud_ml.training.champion import load_splits
+    from fraud_ml.training.promotion import retrain
 
     splits = load_splits(build_spark(cfg, "fraud-ml-retrain"), cfg)
     result = retrain(splits, cfg, tune=args.tune, apply=not args.dry_run)

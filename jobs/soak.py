@@ -5,16 +5,16 @@
 Uses its own broker (unless --use-running-broker), scratch tables, checkpoint and MLflow
 store under --workdir, and the benchmark's synthetic 300-tree model. Prints one Markdown
 row per window (batch p50/p99, latency p50/p99, look-back size, RSS, file counts) and,
-last, one JSON object. A benchmark, never a test (fraud_ml/soak.py).
+last, one JSON object. A benchmark, never a test (fraud_ml/ops/soak.py).
 """
 import json
 import sys
 from functools import cache
 from pathlib import Path
 
-from fraud_ml.bench import add_scratch_arguments, scratch_broker, scratch_overrides
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.soak import SoakOptions, run_soak
+from fraud_ml.ops.bench import add_scratch_arguments, scratch_broker, scratch_overrides
+from fraud_ml.ops.soak import SoakOptions, run_soak
 
 
 @cache

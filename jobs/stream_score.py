@@ -1,7 +1,7 @@
 """Structured Streaming: Kafka -> champion pyfunc (pandas UDF) -> Delta, exactly once.
 
     python jobs/stream_score.py [--available-now] [--timeout 600] [--set stream.trigger_interval="2 seconds"]
-    spark-submit --master spark://host:7077 --jars "$(python -m fraud_ml.jars --csv)" jobs/stream_score.py
+    spark-submit --master spark://host:7077 --jars "$(python -m fraud_ml.local.jars --csv)" jobs/stream_score.py
 
 Writes <delta.root>/predictions, /batch_metrics and /quarantine; the checkpoint is
 stream.checkpoint_dir. Restarting resumes from the checkpoint without duplicates.
@@ -9,9 +9,9 @@ stream.checkpoint_dir. Restarting resumes from the checkpoint without duplicates
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.kafka_local import create_topic
-from fraud_ml.session import build_spark
-from fraud_ml.streaming import run_stream
+from fraud_ml.io.kafka import create_topic
+from fraud_ml.io.spark import build_spark
+from fraud_ml.streaming.query import run_stream
 
 
 def main(args, cfg) -> int:

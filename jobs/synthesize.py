@@ -3,7 +3,7 @@
     python jobs/synthesize.py --method smote|wgan|cwgan [--prepare [--input creditcard.csv]]
                               [--epochs N] [--samples N] [--ratio R] [--device auto|cpu|cuda]
                               [--no-compose] [--no-report] [--no-mlflow] [--conf ...] [--set key=value ...]
-    spark-submit --jars "$(python -m fraud_ml.jars --csv)" jobs/synthesize.py --method wgan
+    spark-submit --jars "$(python -m fraud_ml.local.jars --csv)" jobs/synthesize.py --method wgan
 
 Writes the synthetic set (Delta, every synthetic row has source=smote/wgan/cwgan),
 its quality report (JSON/CSV/PNG under synthetic.report_dir, a row in the
@@ -18,12 +18,12 @@ from fraud_ml.synthetic.pipeline import METHODS
 
 
 def main(args, cfg) -> int:
-    from fraud_ml.session import build_spark
+    from fraud_ml.io.spark import build_spark
     from fraud_ml.synthetic.pipeline import synthesize
 
     spark = build_spark(cfg, f"fraud-ml-synthesize-{args.method}")
     if args.prepare:
-        from fraud_ml.prepare import prepare_splits
+        from fraud_ml.training.splits import prepare_splits
 
         prepare_splits(spark, cfg)
     result = synthesize(spark, cfg, args.method, compose=False if args.no_compose else None,

@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args, cfg) -> int:
     import mlflow
 
-    from fraud_ml.session import build_spark
-    from fraud_ml.tracking import setup_mlflow
-    from fraud_ml.training import load_splits, train_champion
+    from fraud_ml.io.mlflow import setup_mlflow
+    from fraud_ml.io.spark import build_spark
+    from fraud_ml.training.champion import load_splits, train_champion
 
     run_zoo_now = cfg.get("train.zoo.enabled") if args.zoo is None else args.zoo
     tune = cfg.get("train.tuning.enabled") if args.tune is None else args.tune
@@ -46,12 +46,12 @@ def main(args, cfg) -> int:
     with mlflow.start_run(run_name="train-experiment") as parent:
         mlflow.set_tags({"job": "train", "kind": "experiment"})
         if run_zoo_now:
-            from fraud_ml.zoo import run_zoo
+            from fraud_ml.training.zoo import run_zoo
 
             zoo = run_zoo(splits, cfg, models=args.models, variants=args.variants, spark=spark,
                           progress=args.progress)
         if tune:
-            from fraud_ml.tuning import XGBoostTuner
+            from fraud_ml.training.tuning import XGBoostTuner
 
             tuned = XGBoostTuner.from_config(cfg).fit(splits["train"], splits["validation"])
         result = train_champion(splits, cfg, register=args.register, params=tuned.best_params_ if tuned else None,

@@ -12,10 +12,13 @@ from fraud_ml.config import PROJECT_ROOT, Config, load_config
 CHAMPION_DELTA = "champion_delta"  # the session champion's splits, under the session folder
 SAMPLE_CSV = (PROJECT_ROOT.parent / "shared" / "data" / "creditcard_sample.csv").resolve()
 
-requires_sample = pytest.mark.skipif(
-    not SAMPLE_CSV.is_file(),
-    reason=f"real Kaggle sample not found at {SAMPLE_CSV} (only present in the project's shared/ folder)",
-)
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    """The real Kaggle sample (1,722 rows); the test is skipped, with the reason, where it is absent."""
+    if not SAMPLE_CSV.is_file():
+        pytest.skip(f"real Kaggle sample not found at {SAMPLE_CSV} (only present in the project's shared/ folder)")
+    return SAMPLE_CSV
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +62,7 @@ def make_config(base_config: Config, tmp_path: Path):
 @pytest.fixture(scope="session")
 def spark(base_config: Config):
     """The one SparkSession of the test run (local[2], Delta + Kafka jars)."""
-    from fraud_ml.session import build_spark
+    from fraud_ml.io.spark import build_spark
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     session = build_spark(base_config.with_overrides(["spark.master=local[2]"], env={}), app_name="fraud-ml-tests")
@@ -70,7 +73,7 @@ def spark(base_config: Config):
 @pytest.fixture(scope="session")
 def kafka_broker(base_config: Config, session_dir: Path):
     """One real KRaft broker for the whole test session, on free ports."""
-    from fraud_ml.kafka_local import LocalKafkaBroker, free_port
+    from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
 
     broker = LocalKafkaBroker(
         jars_dir=Path(base_config.get("kafka.local.jars_dir")),
@@ -87,8 +90,8 @@ def kafka_broker(base_config: Config, session_dir: Path):
 @pytest.fixture(scope="session")
 def registered_champion(spark, base_config: Config, session_dir: Path):
     """A small XGBoost champion trained on synthetic rows and registered @champion (once per session)."""
-    from fraud_ml.prepare import prepare_splits
-    from fraud_ml.training import load_splits, train_champion
+    from fraud_ml.training.champion import load_splits, train_champion
+    from fraud_ml.training.splits import prepare_splits
 
     cfg = base_config.with_overrides(
         [f"delta.root={session_dir / CHAMPION_DELTA}", "data.synthetic_rows=6000", "data.synthetic_fraud_rate=0.02",

@@ -502,7 +502,7 @@ def test_dockerfiles_exist_and_build_what_the_stack_needs(services):
     assert 'pip install -e ".[${EXTRAS}]"' in app
     extras = re.search(r"ARG EXTRAS=(\S+)", app).group(1).split(",")
     assert "dashboard" in extras and set(extras) <= set(setup["options.extras_require"]), extras
-    assert "python -m fraud_ml.jars resolve" in app, "jars must be resolved at build time"
+    assert "python -m fraud_ml.local.jars resolve" in app, "jars must be resolved at build time"
     assert "WORKDIR /app" in app and "COPY --from=build /app/var/jars /app/var/jars" in app
     cfg = yaml.safe_load(CLUSTER_CONF.read_text(encoding="utf-8"))
     assert cfg["spark"]["jars_dir"] == "var/jars/spark", "spark.jars_dir must point at the jars baked into /app"

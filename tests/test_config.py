@@ -1,6 +1,6 @@
 import pytest
 
-from fraud_ml.config import load_config, REQUIRED_KEYS, DEFAULT_CONFIG_PATH
+from fraud_ml.config import DEFAULT_CONFIG_PATH, REQUIRED_KEYS, load_config
 from fraud_ml.errors import ConfigError
 
 

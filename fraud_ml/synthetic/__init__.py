@@ -6,11 +6,31 @@ and the quality report work without it.
 """
 from __future__ import annotations
 
-from fraud_ml.synthetic.composer import StreamPlan, compose_stream, plan_stream, stream_summary
-from fraud_ml.synthetic.frames import (SOURCE_CWGAN, SOURCE_SMOTE, SOURCE_WGAN, SYNTHETIC_SOURCES, real_rows,
-                                       synthetic_ids, synthetic_rows)
-from fraud_ml.synthetic.quality import (QualityReport, c2st, c2st_auc, feature_distances, nearest_neighbour_ratio,
-                                        plot_pca, quality_report, tstr)
+from fraud_ml.synthetic.composer import (
+    StreamPlan,
+    compose_stream,
+    plan_stream,
+    stream_summary,
+)
+from fraud_ml.synthetic.frames import (
+    SOURCE_CWGAN,
+    SOURCE_SMOTE,
+    SOURCE_WGAN,
+    SYNTHETIC_SOURCES,
+    real_rows,
+    synthetic_ids,
+    synthetic_rows,
+)
+from fraud_ml.synthetic.quality import (
+    QualityReport,
+    c2st,
+    c2st_auc,
+    feature_distances,
+    nearest_neighbour_ratio,
+    plot_pca,
+    quality_report,
+    tstr,
+)
 from fraud_ml.synthetic.smote import SmoteOversampler, smote_table
 
 __all__ = [

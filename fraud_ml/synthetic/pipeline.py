@@ -17,13 +17,23 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from fraud_ml.config import Config, join_path
-from fraud_ml.delta_io import write_table
 from fraud_ml.errors import ConfigError, FraudMLError
+from fraud_ml.io.delta import write_table
 from fraud_ml.schema import FEATURES, LABEL, SPLIT_SCHEMA, SPLITS
 from fraud_ml.synthetic.composer import compose_stream, plan_stream, stream_summary
-from fraud_ml.synthetic.frames import (SOURCE_CWGAN, SOURCE_SMOTE, SOURCE_WGAN, real_rows, split_rows,
-                                       synthetic_rows)
-from fraud_ml.synthetic.quality import QualityReport, log_report_to_mlflow, quality_report
+from fraud_ml.synthetic.frames import (
+    SOURCE_CWGAN,
+    SOURCE_SMOTE,
+    SOURCE_WGAN,
+    real_rows,
+    split_rows,
+    synthetic_rows,
+)
+from fraud_ml.synthetic.quality import (
+    QualityReport,
+    log_report_to_mlflow,
+    quality_report,
+)
 from fraud_ml.synthetic.smote import smote_frauds, smote_table
 
 log = logging.getLogger(__name__)
@@ -153,7 +163,7 @@ def synthesize(spark: SparkSession, cfg: Config, method: str, compose: bool | No
     if track:
         import mlflow
 
-        from fraud_ml.tracking import setup_mlflow
+        from fraud_ml.io.mlflow import setup_mlflow
 
         setup_mlflow(cfg, experiment=cfg.get("synthetic.experiment"))
         run_ctx = mlflow.start_run(run_name=f"synthesize-{method}")

@@ -8,7 +8,12 @@ import pandas as pd
 
 from fraud_ml.errors import FraudMLError
 from fraud_ml.schema import FEATURES, LABEL, SOURCE_COL
-from fraud_ml.synthetic.frames import SOURCE_SMOTE, feature_matrix, split_rows, synthetic_rows
+from fraud_ml.synthetic.frames import (
+    SOURCE_SMOTE,
+    feature_matrix,
+    split_rows,
+    synthetic_rows,
+)
 
 log = logging.getLogger(__name__)
 

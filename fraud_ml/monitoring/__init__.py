@@ -1,0 +1,1 @@
+"""What the dashboard, notebooks and drift job compute from the stream's tables."""

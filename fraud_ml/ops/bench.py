@@ -1,0 +1,330 @@
+"""Streaming benchmark: the project's stream beside its reference lines, measured in one run.
+
+Modes:
+  capacity  pre-load a backlog (>= 1,000,000 transactions), then run each line over it in a
+            fresh process: the stream, Spark's Kafka -> Delta floor, the read-only floor and
+            the plain Python peer (fraud_ml.ops.bench_lines).
+  latency   offer a fixed rate (e.g. 1,000 tx/s) for a warm-up and a measured window, to the
+            stream, then to the peer; latency = Delta commit - Kafka timestamp of each row.
+  fuzz      push fuzzed messages mixed with good ones (fraud_ml.ops.fuzzing) through the stream:
+            every message must land in predictions or quarantine and the query stay alive.
+  realtime  Spark's real-time mode for an alerts path (fraud_ml.ops.bench_realtime).
+
+Every result also holds the raw XGBoost ceiling (``inplace_predict`` on all cores) and the
+per-message pyfunc baseline (one call per transaction, the original design), and ratios to
+each line. The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import platform
+import queue
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import psutil
+import xgboost as xgb
+
+from fraud_ml.config import Config
+from fraud_ml.errors import KafkaUnavailableError
+from fraud_ml.io.kafka import check_reachable, create_topic
+from fraud_ml.io.mlflow import load_verified, setup_mlflow
+from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
+from fraud_ml.ops.bench_lines import LINES, run_line
+from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL, SOURCE_GENERATED
+from fraud_ml.streaming.producer import replay
+from fraud_ml.training.data import SyntheticCreditCardGenerator
+from fraud_ml.training.pyfunc_model import log_champion
+
+log = logging.getLogger(__name__)
+
+MODES = ("capacity", "latency", "fuzz", "realtime")
+
+
+@dataclass
+class BenchOptions:
+    """What one benchmark run does."""
+
+    mode: str = "capacity"
+    backlog: int = 1_000_000          # capacity: transactions pre-loaded before the lines start
+    offered_tps: float = 1000.0       # latency / realtime: offered load
+    warmup_s: float = 15.0            # latency: seconds of load before measuring
+    duration_s: float = 40.0          # latency: measured seconds
+    trees: int = 300                  # size of the benchmark model
+    baseline_rows: int = 2000         # rows for the per-message baseline
+    ceiling_rows: int = 200_000       # rows for the raw scoring ceiling
+    fuzz_messages: int = 100_000      # fuzz: messages pushed
+    lines: tuple[str, ...] = LINES    # which lines to run (capacity: all four; latency: stream, peer)
+
+
+def bench_frame(n: int, seed: int = 7) -> pd.DataFrame:
+    """Synthetic transactions with ids (benchmarks measure speed, not model quality)."""
+    frame = SyntheticCreditCardGenerator(n_rows=n, fraud_rate=0.0017, seed=seed).generate()
+    frame.insert(0, ID_COL, [f"bench-{seed}-{i:08d}" for i in range(n)])
+    frame[SOURCE_COL] = SOURCE_GENERATED
+    return frame
+
+
+def train_bench_model(cfg: Config, trees: int) -> tuple[xgb.Booster, str]:
+    """Train a ``trees``-tree XGBoost on synthetic rows and register it as the champion."""
+    setup_mlflow(cfg)
+    frame = SyntheticCreditCardGenerator(n_rows=60_000, fraud_rate=0.01, seed=3).generate()
+    model = xgb.XGBClassifier(n_estimators=trees, max_depth=6, learning_rate=0.1, n_jobs=2)
+    model.fit(frame[FEATURES], frame[LABEL])
+    booster = model.get_booster()
+    with mlflow.start_run(run_name=f"bench-xgboost-{trees}"), tempfile.TemporaryDirectory() as tmp:
+        champ = log_champion(booster, 0.5, cfg.get("mlflow.model_name"), cfg.get("mlflow.alias"), Path(tmp),
+                             cfg.get("train.reasons"))
+    return booster, champ.model_uri
+
+
+def scoring_ceiling(booster: xgb.Booster, frame: pd.DataFrame) -> float:
+    """Rows/s of booster.inplace_predict on all cores: the best any pipeline could score."""
+    x = np.ascontiguousarray(frame[FEATURES].to_numpy(np.float32))
+    booster.set_param({"nthread": os.cpu_count() or 1})
+    booster.inplace_predict(x[:1000])
+    started = time.perf_counter()
+    booster.inplace_predict(x)
+    return len(x) / (time.perf_counter() - started)
+
+
+def per_message_baseline(model_uri: str, frame: pd.DataFrame) -> float:
+    """Rows/s when every transaction is its own pyfunc call (the original per-message design)."""
+    model = load_verified(model_uri)
+    rows = [frame[FEATURES].iloc[[i]] for i in range(len(frame))]
+    model.predict(rows[0])
+    started = time.perf_counter()
+    for row in rows:
+        model.predict(row)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def _produce_process(cfg_dict: dict, source: str, frame_path: str, rate: float) -> None:
+    frame = pd.read_parquet(frame_path)
+    replay(frame, Config(cfg_dict, source), rate=rate)
+
+
+def run_lines(cfg: Config, lines: tuple[str, ...], expected: int, offered: dict | None = None,
+              preload=None, offer=None) -> dict[str, dict]:
+    """Run each line in its own spawned process (fresh JVM), one after another, each on its own topic.
+
+    ``preload(cfg)`` fills a line's topic before the line starts (capacity); ``offer(cfg)`` starts
+    a rate-limited producer process once the line reports it is ready (latency).
+    """
+    spawn = mp.get_context("spawn")
+    results: dict[str, dict] = {}
+    for line in lines:
+        topic = f"{cfg.get('kafka.topic')}-{line}"
+        work = Path(tempfile.mkdtemp(prefix=f"fraud-bench-{line}-"))
+        line_cfg = cfg.with_overrides([f"kafka.topic={topic}", f"delta.root={work / 'delta'}",
+                                       f"stream.checkpoint_dir={work / 'checkpoint'}"], env={})
+        create_topic(cfg.get("kafka.bootstrap_servers"), topic, cfg.get("kafka.partitions"), 1,
+                     cfg.kafka_client_options())
+        if preload is not None:
+            preload(line_cfg)
+        outbox = spawn.Queue()
+        proc = spawn.Process(target=run_line, args=(line, line_cfg.as_dict(), cfg.source, expected, offered, outbox))
+        proc.start()
+        log.info("bench line %s started (pid %d, topic %s)", line, proc.pid, topic)
+        producer = None
+        try:
+            kind, result = outbox.get(timeout=3600)
+            if kind == "ready":
+                producer = offer(line_cfg) if offer is not None else None
+                kind, result = outbox.get(timeout=3600)
+        except queue.Empty:
+            result = {"error": "no result within an hour"}
+        proc.join(timeout=120)
+        if proc.is_alive():
+            proc.kill()
+        if producer is not None:
+            producer.join(timeout=600)
+        results[line] = result
+        log.info("bench line %s: %s", line, json.dumps(result, default=str)[:400])
+    return results
+
+
+def add_scratch_arguments(parser) -> None:
+    """``--workdir`` and ``--use-running-broker``, shared by jobs/bench.py and jobs/soak.py."""
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
+    parser.add_argument("--use-running-broker", action="store_true",
+                        help="use the broker on kafka.bootstrap_servers instead of starting one")
+
+
+def scratch_overrides(workdir: str | None, use_running_broker: bool) -> list[str]:
+    """Scratch locations so a benchmark never touches the user's tables, checkpoint or registry."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="fraud-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    overrides = [f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}",
+                 f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", f"mlflow.artifact_location={work / 'artifacts'}",
+                 "mlflow.model_name=bench-xgboost", f"kafka.topic=bench-{uuid.uuid4().hex[:8]}"]
+    if not use_running_broker:  # nothing listens on port 1: the benchmark starts its own broker
+        overrides.append("kafka.bootstrap_servers=127.0.0.1:1")
+    return overrides
+
+
+def scratch_broker(cfg: Config) -> tuple[LocalKafkaBroker | None, Config]:
+    """The broker on ``kafka.bootstrap_servers`` if one answers, else a fresh embedded one (and its config)."""
+    try:
+        check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
+        return None, cfg
+    except KafkaUnavailableError:
+        broker = LocalKafkaBroker(jars_dir=Path(cfg.get("kafka.local.jars_dir")),
+                                  data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")), port=free_port(),
+                                  controller_port=free_port(), heap="1g").start()
+        return broker, cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
+
+
+def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
+    """Run one benchmark; return the result dict (also what the job prints as JSON)."""
+    if options.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    broker, cfg = scratch_broker(cfg)
+    try:
+        booster, model_uri = train_bench_model(cfg, options.trees)
+        ceiling_frame = bench_frame(options.ceiling_rows, seed=11)
+        ceiling = scoring_ceiling(booster, ceiling_frame)
+        baseline = per_message_baseline(model_uri, ceiling_frame.head(options.baseline_rows))
+        log.info("raw XGBoost ceiling %.0f rows/s; per-message pyfunc baseline %.0f rows/s", ceiling, baseline)
+        result: dict = {"mode": options.mode}
+        if options.mode == "realtime":
+            result.update(_realtime(cfg, options))
+        elif options.mode == "capacity":
+            result.update(_capacity(cfg, options))
+        elif options.mode == "latency":
+            result.update(_latency(cfg, options))
+        else:
+            result.update(_fuzz(cfg, options))
+        result.update(scoring_ceiling_tps=ceiling, per_message_baseline_tps=baseline, model_trees=options.trees,
+                      kafka_partitions=cfg.get("kafka.partitions"), reader=cfg.get("stream.reader"),
+                      udf=cfg.get("stream.udf"), max_offsets_per_trigger=cfg.get("stream.max_offsets_per_trigger"),
+                      trigger_interval=cfg.get("stream.trigger_interval"), deduplicate=cfg.get("stream.deduplicate"),
+                      machine=f"{platform.machine()} {psutil.cpu_count()} cores "
+                              f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}")
+        if result.get("throughput_tps"):
+            result["ratio_to_ceiling"] = result["throughput_tps"] / ceiling
+            result["ratio_to_baseline"] = result["throughput_tps"] / baseline
+        return result
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _capacity(cfg: Config, options: BenchOptions) -> dict:
+    frame = bench_frame(options.backlog)
+
+    def preload(line_cfg: Config) -> None:
+        produced = replay(frame, line_cfg, rate=0)
+        log.info("pre-loaded %d transactions into %s in %.1fs", produced.sent, line_cfg.get("kafka.topic"),
+                 produced.seconds)
+
+    lines = run_lines(cfg, options.lines, options.backlog, preload=preload)
+    stream = lines.get("stream", {})
+    out = {"offered_tps": None, "backlog": options.backlog, "throughput_tps": stream.get("throughput_tps"),
+           "latency_p50_ms": None, "latency_p99_ms": None,
+           "floor_tps": lines.get("floor", {}).get("throughput_tps"),
+           "read_floor_tps": lines.get("read_floor", {}).get("throughput_tps"),
+           "peer_tps": lines.get("peer", {}).get("throughput_tps"), "peer_latency_p50_ms": None,
+           "stream_peak_rss_mib": stream.get("peak_rss_mib"), "stream_cpu_mean_pct": stream.get("cpu_mean_pct"),
+           "lines": lines}
+    for name, key in (("floor", "ratio_to_floor"), ("read_floor", "ratio_to_read_floor"), ("peer", "ratio_to_peer")):
+        ref = out.get(f"{name}_tps")
+        out[key] = out["throughput_tps"] / ref if out["throughput_tps"] and ref else None
+    return out
+
+
+def _latency(cfg: Config, options: BenchOptions) -> dict:
+    total = int(options.offered_tps * (options.warmup_s + options.duration_s))
+    frame_path = Path(tempfile.mkdtemp(prefix="fraud-bench-load-")) / "frame.parquet"
+    bench_frame(total, seed=9).to_parquet(frame_path)
+    warm = 2_000
+    spawn = mp.get_context("spawn")
+
+    def offer(line_cfg: Config):
+        # The line is up: a short burst for its first batch, then the offered rate. Rows sent in
+        # the first warmup_s seconds of it are not measured.
+        replay(bench_frame(warm, seed=5), line_cfg, rate=0)
+        time.sleep(5)
+        producer = spawn.Process(target=_produce_process,
+                                 args=(line_cfg.as_dict(), line_cfg.source, str(frame_path), options.offered_tps))
+        producer.start()
+        return producer
+
+    lines = {}
+    for line in [name for name in options.lines if name in ("stream", "peer")]:
+        # The line reads the start of the measured window when its producer has begun (shared dict
+        # would not cross processes): it is fixed here, warm-up + burst seconds after the line is ready.
+        offered = {"warmup_s": options.warmup_s + 5}
+        lines.update(run_lines(cfg, (line,), warm + total, offered, offer=offer))
+    stream, peer = lines.get("stream", {}), lines.get("peer", {})
+    return {"offered_tps": options.offered_tps, "warmup_s": options.warmup_s, "duration_s": options.duration_s,
+            "throughput_tps": stream.get("throughput_tps"), "latency_p50_ms": stream.get("latency_p50_ms"),
+            "latency_p99_ms": stream.get("latency_p99_ms"), "floor_tps": None, "ratio_to_floor": None,
+            "peer_tps": None, "peer_latency_p50_ms": peer.get("latency_p50_ms"),
+            "peer_latency_p99_ms": peer.get("latency_p99_ms"), "stream_peak_rss_mib": stream.get("peak_rss_mib"),
+            "stream_cpu_mean_pct": stream.get("cpu_mean_pct"), "lines": lines}
+
+
+def _fuzz(cfg: Config, options: BenchOptions) -> dict:
+    from fraud_ml.io.delta import accounted_rows, open_table
+    from fraud_ml.io.spark import build_spark
+    from fraud_ml.ops.bench_lines import wait_until
+    from fraud_ml.ops.fuzzing import fuzzed_messages
+    from fraud_ml.streaming.producer import send_raw
+    from fraud_ml.streaming.query import start_stream
+
+    create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"), 1,
+                 cfg.kafka_client_options())
+    messages, good_ids = fuzzed_messages(options.fuzz_messages, seed=20261201, event_time_ms=int(time.time() * 1000))
+    spark = build_spark(cfg, "fraud-ml-bench-fuzz")
+    stream = start_stream(spark, cfg, available_now=False)
+    started = time.monotonic()
+    try:
+        send_raw(messages, cfg)
+        wait_until(lambda: accounted_rows(cfg.table_path("batch_metrics")) >= len(messages), 3600,
+                   "every fuzzed message in Delta", stream.exception)
+        alive = stream.is_active and stream.exception() is None
+    finally:
+        stream.stop()
+    preds = open_table(cfg.table_path("predictions")).to_pandas(columns=[ID_COL, "kafka_partition", "kafka_offset"])
+    quarantine = open_table(cfg.table_path("quarantine")).to_pandas(columns=["kafka_partition", "kafka_offset",
+                                                                             "reason"])
+    coordinates = set(zip(preds["kafka_partition"], preds["kafka_offset"])) | \
+        set(zip(quarantine["kafka_partition"], quarantine["kafka_offset"]))
+    kinds = quarantine["reason"].str.replace(r"[:(].*$", "", regex=True).str.strip().value_counts()
+    return {"sent": len(messages), "scored": len(preds), "quarantined": len(quarantine),
+            "each_exactly_once": len(coordinates) == len(preds) + len(quarantine) == len(messages),
+            "good_ids_all_scored": good_ids <= set(preds[ID_COL]), "ids_unique": bool(preds[ID_COL].is_unique),
+            "query_alive": alive, "seconds": time.monotonic() - started,
+            "reasons": {k: int(v) for k, v in kinds.items()}, "throughput_tps": None, "latency_p50_ms": None,
+            "latency_p99_ms": None, "offered_tps": None}
+
+
+def _realtime(cfg: Config, options: BenchOptions) -> dict:
+    from fraud_ml.io.spark import build_spark
+    from fraud_ml.ops.bench_realtime import realtime_alerts_latency
+
+    spark = build_spark(cfg, "fraud-ml-bench-realtime")
+    create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"), 1,
+                 cfg.kafka_client_options())
+    result: dict = {"offered_tps": options.offered_tps, "throughput_tps": None}
+    for variant in ("jvm_projection", "pandas_udf"):
+        result[variant] = realtime_alerts_latency(spark, cfg, variant, options)
+    result.update({k: v for k, v in result["pandas_udf"].items() if k.startswith("latency")})
+    return result
+
+
+def format_result(result: dict) -> str:
+    """Human-readable lines followed by the JSON line."""
+    lines = [f"{k:>26}: {v:,.1f}" if isinstance(v, float) else f"{k:>26}: {v}" for k, v in result.items()
+             if k != "lines"]
+    return "\n".join(lines + [json.dumps(result, default=str)])

@@ -1,0 +1,204 @@
+"""The whole demo in one process: broker, data, champion, stream, replay, summary, dashboard.
+
+Used by ``make demo``. Everything it starts it stops again (a broker that was
+already running is left running).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from deltalake import DeltaTable
+
+from fraud_ml.config import PROJECT_ROOT, Config
+from fraud_ml.errors import FraudMLError, KafkaUnavailableError
+from fraud_ml.io.delta import accounted_rows, table_rows
+from fraud_ml.io.kafka import admin_client, check_reachable, create_topic
+from fraud_ml.io.spark import build_spark
+from fraud_ml.local.jars import resolve as resolve_jars
+from fraud_ml.local.kafka_broker import LocalKafkaBroker
+from fraud_ml.ops.report import RunSummary, summarize
+from fraud_ml.streaming.producer import replay, replay_frame
+from fraud_ml.streaming.query import start_stream
+from fraud_ml.training.champion import load_splits, train_champion
+from fraud_ml.training.splits import prepare_splits
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TABLES = ("predictions", "batch_metrics", "quarantine")
+
+
+@dataclass
+class DemoOptions:
+    """What the demo replays and how (the ``demo`` section of the config)."""
+
+    transactions: int
+    rate: float
+    steady_state_after_s: float
+    wait_timeout_s: float
+    dashboard: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, dashboard: bool = True) -> "DemoOptions":
+        return cls(transactions=int(cfg.get("demo.transactions")), rate=float(cfg.get("demo.rate")),
+                   steady_state_after_s=float(cfg.get("demo.steady_state_after_seconds")),
+                   wait_timeout_s=float(cfg.get("demo.wait_timeout_seconds")), dashboard=dashboard)
+
+
+def reset_outputs(cfg: Config) -> None:
+    """Remove the previous demo's output tables, checkpoint and topic so counts start at zero."""
+    for table in OUTPUT_TABLES:
+        path = cfg.table_path(table)
+        if "://" not in path:
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(cfg.get("stream.checkpoint_dir"), ignore_errors=True)
+    admin = admin_client(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
+    topic = cfg.get("kafka.topic")
+    if topic in admin.list_topics(timeout=10).topics:
+        admin.delete_topics([topic])[topic].result(timeout=30)
+        deadline = time.monotonic() + 30
+        while topic in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query, since: float | None = None) -> float:
+    """Block until ``batch_metrics`` accounts for ``expected`` rows; return seconds to the first scored row."""
+    started, first_row_at = since or time.monotonic(), None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if query.exception() is not None:
+            raise FraudMLError(f"the streaming query failed: {str(query.exception()).splitlines()[0]}")
+        if first_row_at is None and table_rows(cfg.table_path("predictions")):
+            first_row_at = time.monotonic()
+        if first_row_at is not None and accounted_rows(cfg.table_path("batch_metrics")) >= expected:
+            return first_row_at - started
+        time.sleep(1.0)
+    raise FraudMLError(f"timed out after {timeout_s:.0f}s waiting for {expected} rows in Delta")
+
+
+class FirstRowWatch:
+    """Polls ``predictions`` in a thread from the replay's start: seconds to the first scored row."""
+
+    def __init__(self, cfg: Config, since: float, poll_s: float = 0.05) -> None:
+        self.path, self.since, self.poll_s = cfg.table_path("predictions"), since, poll_s
+        self.first_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.first_at is None:
+            if table_rows(self.path):
+                self.first_at = time.monotonic()
+            self._stop.wait(self.poll_s)
+
+    def start(self) -> "FirstRowWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return (self.first_at or time.monotonic()) - self.since
+
+
+def _config_args(conf_path: str | None, overrides: list[str]) -> list[str]:
+    args = ["--conf", conf_path] if conf_path else []
+    for item in overrides:
+        args += ["--set", item]
+    return args
+
+
+def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) -> list[subprocess.Popen]:
+    """The Streamlit dashboard on ``dashboard.address:port``, plus the drift job refreshing every minute."""
+    drift = [sys.executable, str(PROJECT_ROOT / "jobs" / "drift.py"), "--every", "60",
+             *_config_args(conf_path, overrides)]
+    return [subprocess.Popen(dashboard_command(cfg, _config_args(conf_path, overrides)), cwd=PROJECT_ROOT),
+            subprocess.Popen(drift, cwd=PROJECT_ROOT)]
+
+
+def dashboard_command(cfg: Config, config_args: list[str]) -> list[str]:
+    """``streamlit run dashboard/app.py`` bound to ``dashboard.address`` and ``dashboard.port``."""
+    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+            "--server.headless", "true", "--server.address", str(cfg.get("dashboard.address")),
+            "--server.port", str(cfg.get("dashboard.port")), "--browser.gatherUsageStats", "false",
+            "--", *config_args]
+
+
+def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
+             overrides: list[str] | None = None) -> RunSummary:
+    """Run the end-to-end demo and return its summary."""
+    t0 = time.monotonic()
+    resolve_jars()
+    broker = LocalKafkaBroker.from_config(cfg)
+    started_broker = False
+    try:
+        check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
+        log.info("using the Kafka broker already running on %s", cfg.get("kafka.bootstrap_servers"))
+    except KafkaUnavailableError:
+        broker.start()
+        started_broker = True
+    spark = query = None
+    dashboard: list[subprocess.Popen] = []
+    try:
+        reset_outputs(cfg)
+        spark = build_spark(cfg, "fraud-ml-demo")
+        counts = prepare_splits(spark, cfg)
+        if not cfg.get("data.input"):
+            log.warning("DEMO DATA IS SYNTHETIC (generated with the Kaggle schema): metrics are not real-world results")
+        result = train_champion(load_splits(spark, cfg), cfg)
+        create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"),
+                     cfg.get("kafka.replication_factor"), cfg.kafka_client_options())
+        query = start_stream(spark, cfg, available_now=False)
+        split = cfg.get("producer.split")
+        frame = replay_frame(DeltaTable(cfg.table_path(split)).to_pandas(), options.transactions)
+        log.info("replaying %d transactions from the %s split (%d rows) at %s", len(frame), split,
+                 counts.get(split, {}).get("rows", 0), f"{options.rate:g} tx/s" if options.rate else "full speed")
+        t_replay, replay_began = time.monotonic(), pd.Timestamp.now(tz="UTC")
+        first_row = FirstRowWatch(cfg, t_replay).start()
+        replay(frame, cfg, rate=options.rate)
+        wait_for_rows(cfg, len(frame), options.wait_timeout_s, query, since=t_replay)
+        t_first = first_row.stop()
+        predictions = DeltaTable(cfg.table_path("predictions")).to_pandas(
+            columns=["query_id", "transaction_id", "decision", "label", "batch_id", "kafka_timestamp"])
+        metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas()
+        steady_from = replay_began + pd.Timedelta(seconds=options.steady_state_after_s)
+        summary = summarize(predictions, metrics, quarantined=table_rows(cfg.table_path("quarantine")),
+                            latency_from=steady_from)
+        data_kind = f"REAL data from {cfg.get('data.input')}" if cfg.get("data.input") else "SYNTHETIC demo data"
+        print("\n=== fraud-ml demo summary (" + data_kind + ") ===")
+        print(f"champion           {result.champion.model_uri if result.champion else '-'} "
+              f"(test AP {result.metrics['average_precision']:.3f}, threshold {result.threshold:.3f})")
+        for line in summary.lines():
+            print(line.replace("latency (Kafka ts -> Delta commit)",
+                               f"latency, steady state (rows sent {options.steady_state_after_s:g} s on)"))
+        print(f"cold start         {time.monotonic() - t0:,.0f} s total; first scored row "
+              f"{t_first:,.1f} s after the replay began (replayed at "
+              f"{f'{options.rate:,.0f} tx/s' if options.rate else 'full speed'})")
+        if options.dashboard:
+            dashboard = start_dashboard(cfg, conf_path, overrides or [])
+            print(f"\ndashboard on http://{cfg.get('dashboard.address')}:{cfg.get('dashboard.port')} — the stream keeps "
+                  "running; Ctrl-C stops all")
+            try:
+                while dashboard[0].poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return summary
+    finally:
+        for proc in dashboard:
+            if proc.poll() is None:
+                proc.terminate()
+        if query is not None:
+            query.stop()
+        if spark is not None:
+            spark.stop()
+        if started_broker:
+            broker.stop()
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
