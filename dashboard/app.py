@@ -9,6 +9,7 @@ an ``st.fragment``. Panels: totals and fraud rate per interval, live quality
 (whole run and recent window), latency and measured throughput, recent alerts,
 score distribution, drift (PSI from the ``drift`` table written by jobs/drift.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,11 +49,15 @@ from fraud_ml.monitoring.quality import (
 log = logging.getLogger("dashboard")
 
 TITLE = "Fraud detection monitor"
-EMPTY_MESSAGE = ("No predictions yet — start the stream with `make demo` (Kafka, producer and the streaming "
-                 "scoring job); this page fills in by itself once the first micro-batch is committed.")
+EMPTY_MESSAGE = (
+    "No predictions yet — start the stream with `make demo` (Kafka, producer and the streaming "
+    "scoring job); this page fills in by itself once the first micro-batch is committed."
+)
 NO_METRICS_MESSAGE = "No batch metrics yet — the streaming job writes one `batch_metrics` row per micro-batch."
-NO_DRIFT_MESSAGE = ("No drift table yet — compute it with `python jobs/drift.py` (PSI per window against the "
-                    "training reference; add `--every 60` to keep it updated).")
+NO_DRIFT_MESSAGE = (
+    "No drift table yet — compute it with `python jobs/drift.py` (PSI per window against the "
+    "training reference; add `--every 60` to keep it updated)."
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -99,20 +104,27 @@ def render_totals(snap: Snapshot, settings: DashboardSettings) -> None:
     c1, c2, c3, c4, c5, c6 = st.columns(6)
     c1.metric("Transactions scored", fmt_int(t["transactions"]))
     c2.metric("Flagged", fmt_int(t["flagged"]))
-    c3.metric("Alerts per 10,000", fmt_rate(1e4 * t["flagged"] / t["transactions"] if t["transactions"] else math.nan),
-              help="Flagged share of the scored transactions: the alert volume analysts work through.")
+    c3.metric(
+        "Alerts per 10,000",
+        fmt_rate(1e4 * t["flagged"] / t["transactions"] if t["transactions"] else math.nan),
+        help="Flagged share of the scored transactions: the alert volume analysts work through.",
+    )
     c4.metric("Actual frauds", fmt_int(t["frauds"]), help="From the replayed labels (never a model input).")
     c5.metric("Fraud rate (labels)", fmt_pct(t["frauds"] / t["labeled"] if t["labeled"] else math.nan))
-    c6.metric("Expected fraud rate (model)",
-              fmt_pct(t["expected_frauds"] / t["transactions"] if t["transactions"] else math.nan),
-              help=f"Mean stored probability. The champion's probabilities are corrected to the production "
-                   f"fraud rate {fmt_pct(settings.production_fraud_rate)} (train.production_fraud_rate): on "
-                   "traffic at that rate the expected and the observed rate agree.")
+    c6.metric(
+        "Expected fraud rate (model)",
+        fmt_pct(t["expected_frauds"] / t["transactions"] if t["transactions"] else math.nan),
+        help=f"Mean stored probability. The champion's probabilities are corrected to the production "
+        f"fraud rate {fmt_pct(settings.production_fraud_rate)} (train.production_fraud_rate): on "
+        "traffic at that rate the expected and the observed rate agree.",
+    )
     words = describe_interval(settings.fraud_rate_interval)
     st.subheader(f"Fraud rate per {words}")
     per = fraud_rate_per_interval(snap.aggregates, settings.fraud_rate_interval)
-    st.caption(f"Each point is one {words} interval of `scored_at` (UTC): actual fraud rate = frauds / labeled "
-               "rows, flag rate = flagged / scored rows, expected fraud rate = mean probability.")
+    st.caption(
+        f"Each point is one {words} interval of `scored_at` (UTC): actual fraud rate = frauds / labeled "
+        "rows, flag rate = flagged / scored rows, expected fraud rate = mean probability."
+    )
     st.line_chart(per[["fraud_rate", "flag_rate", "expected_fraud_rate"]], height=220)
     with st.expander(f"Counts per {words}"):
         st.dataframe(per.reset_index(), hide_index=True, key="fraud_rate_table")
@@ -121,13 +133,17 @@ def render_totals(snap: Snapshot, settings: DashboardSettings) -> None:
 def render_quality(snap: Snapshot, settings: DashboardSettings) -> None:
     """Precision, recall, F1 and confusion matrix, whole run and recent window."""
     st.header("Live quality")
-    st.caption("Fraud class at the model's decision threshold, on rows with a replayed label. Precision is that "
-               "of the traffic shown, at its own fraud rate (see Totals): replayed test data richer in frauds "
-               f"than production ({fmt_pct(settings.production_fraud_rate)}) shows a higher precision than "
-               "production would; recall does not depend on the rate.")
+    st.caption(
+        "Fraud class at the model's decision threshold, on rows with a replayed label. Precision is that "
+        "of the traffic shown, at its own fraud rate (see Totals): replayed test data richer in frauds "
+        f"than production ({fmt_pct(settings.production_fraud_rate)}) shows a higher precision than "
+        "production would; recall does not depend on the rate."
+    )
     window = recent(snap.aggregates, "scored_at", settings.recent_window_minutes)
-    scopes = [("whole run", "Whole run", snap.aggregates),
-              ("recent", f"Recent window (last {settings.recent_window_minutes:g} min)", window)]
+    scopes = [
+        ("whole run", "Whole run", snap.aggregates),
+        ("recent", f"Recent window (last {settings.recent_window_minutes:g} min)", window),
+    ]
     for column, (key, title, agg) in zip(st.columns(2), scopes):
         q = quality_from_aggregates(agg)
         with column:
@@ -151,11 +167,17 @@ def render_latency(snap: Snapshot, settings: DashboardSettings) -> None:
     window = throughput(recent(metrics, "committed_at", settings.recent_window_minutes))
     last = metrics.iloc[-1]
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Throughput (rows/s, whole run)", fmt_rate(whole["wall_rows_per_s"]),
-              help="Measured: scored rows / (last commit − first batch start), from batch_metrics.")
+    c1.metric(
+        "Throughput (rows/s, whole run)",
+        fmt_rate(whole["wall_rows_per_s"]),
+        help="Measured: scored rows / (last commit − first batch start), from batch_metrics.",
+    )
     c2.metric("Throughput (rows/s, recent)", fmt_rate(window["wall_rows_per_s"]))
-    c3.metric("Throughput while processing (rows/s)", fmt_rate(whole["processing_rows_per_s"]),
-              help="Scored rows / summed batch processing time.")
+    c3.metric(
+        "Throughput while processing (rows/s)",
+        fmt_rate(whole["processing_rows_per_s"]),
+        help="Scored rows / summed batch processing time.",
+    )
     c4.metric("Latest batch p99 latency (ms)", fmt_rate(last["latency_p99_ms"]))
     over_time = latency_over_time(metrics, settings.chart_points)
     left, right = st.columns(2)
@@ -168,9 +190,17 @@ def render_latency(snap: Snapshot, settings: DashboardSettings) -> None:
     st.subheader("End-to-end latency histogram")
     st.caption("Every scored row: Kafka message timestamp → predictions commit of its micro-batch.")
     hist = pd.DataFrame({"latency": latency_bin_labels(), "rows": snap.latency_counts})
-    st.altair_chart(alt.Chart(hist).mark_bar().encode(
-        x=alt.X("latency:N", sort=None, title="end-to-end latency"), y=alt.Y("rows:Q", title="rows"),
-        tooltip=["latency", "rows"]).properties(height=220), width="stretch")
+    st.altair_chart(
+        alt.Chart(hist)
+        .mark_bar()
+        .encode(
+            x=alt.X("latency:N", sort=None, title="end-to-end latency"),
+            y=alt.Y("rows:Q", title="rows"),
+            tooltip=["latency", "rows"],
+        )
+        .properties(height=220),
+        width="stretch",
+    )
     with st.expander("Per-batch numbers (latest 200 batches)"):
         st.dataframe(over_time.tail(200).reset_index(), hide_index=True, key="latency_table")
 
@@ -193,15 +223,27 @@ def render_scores(snap: Snapshot, settings: DashboardSettings) -> None:
     """Histogram of probabilities by true label."""
     st.header("Score distribution")
     frame = score_histogram_frame(snap.score_counts, settings.score_bins)
-    st.caption("Share of each true class's rows per probability bin (classes are very imbalanced, so each is "
-               "normalised to 1); raw counts, unlabeled rows included, below.")
+    st.caption(
+        "Share of each true class's rows per probability bin (classes are very imbalanced, so each is "
+        "normalised to 1); raw counts, unlabeled rows included, below."
+    )
     labeled = frame[frame["class"] != "unlabeled"]
-    st.altair_chart(alt.Chart(labeled).mark_bar(opacity=0.6).encode(
-        x=alt.X("bin:N", sort=None, title="probability"), y=alt.Y("share:Q", stack=None, title="share of class"),
-        color=alt.Color("class:N", title="true label",
-                        scale=alt.Scale(domain=["legit (0)", "fraud (1)"], range=["#4c78a8", "#e45756"])),
-        tooltip=["bin", "class", "count"]).properties(height=240),
-        width="stretch")
+    st.altair_chart(
+        alt.Chart(labeled)
+        .mark_bar(opacity=0.6)
+        .encode(
+            x=alt.X("bin:N", sort=None, title="probability"),
+            y=alt.Y("share:Q", stack=None, title="share of class"),
+            color=alt.Color(
+                "class:N",
+                title="true label",
+                scale=alt.Scale(domain=["legit (0)", "fraud (1)"], range=["#4c78a8", "#e45756"]),
+            ),
+            tooltip=["bin", "class", "count"],
+        )
+        .properties(height=240),
+        width="stretch",
+    )
     with st.expander("Counts per bin"):
         wide = frame.pivot_table(index="bin", columns="class", values="count", aggfunc="sum", sort=False)
         st.dataframe(wide.reset_index(), hide_index=True, key="score_table")
@@ -218,20 +260,29 @@ def render_drift(snap: Snapshot, settings: DashboardSettings) -> None:
     start = latest["window_start"].iloc[0]
     high = latest[latest["psi"] > settings.psi_warning]
     if len(high):
-        names = ", ".join(f"{r.feature}{'' if pd.isna(r.model_version) else f' (v{r.model_version})'} "
-                          f"{r.psi:.3f}" for r in high.itertuples())
-        st.warning(f"Drift: PSI above {settings.psi_warning:g} in the window starting {start:%Y-%m-%d %H:%M} UTC "
-                   f"for {names}")
+        names = ", ".join(
+            f"{r.feature}{'' if pd.isna(r.model_version) else f' (v{r.model_version})'} {r.psi:.3f}"
+            for r in high.itertuples()
+        )
+        st.warning(
+            f"Drift: PSI above {settings.psi_warning:g} in the window starting {start:%Y-%m-%d %H:%M} UTC for {names}"
+        )
     else:
         st.success(f"No PSI above {settings.psi_warning:g} in the newest window ({start:%Y-%m-%d %H:%M} UTC).")
     st.caption("Features vs the training split; the score vs the first predictions of the same model version.")
     st.dataframe(latest, hide_index=True, key="drift_table")
     st.subheader("PSI per window")
     long = drift_over_time(drift).reset_index().melt("window_start", var_name="series", value_name="psi").dropna()
-    lines = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("window_start:T", title="window start (UTC)"), y=alt.Y("psi:Q", title="PSI"),
-        color=alt.Color("series:N", title=None),
-        tooltip=["window_start:T", "series", alt.Tooltip("psi:Q", format=".3f")])
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("window_start:T", title="window start (UTC)"),
+            y=alt.Y("psi:Q", title="PSI"),
+            color=alt.Color("series:N", title=None),
+            tooltip=["window_start:T", "series", alt.Tooltip("psi:Q", format=".3f")],
+        )
+    )
     threshold = pd.DataFrame({"psi": [settings.psi_warning]})
     rule = alt.Chart(threshold).mark_rule(strokeDash=[4, 4], color="red").encode(y="psi:Q")
     st.altair_chart((lines + rule).properties(height=220), width="stretch")
@@ -242,10 +293,12 @@ def render(snap: Snapshot, settings: DashboardSettings) -> None:
     if not snap.has_predictions:
         st.info(EMPTY_MESSAGE)
         return
-    st.caption(f"predictions v{snap.predictions_version} · batch_metrics "
-               f"{'v' + str(snap.metrics_version) if snap.metrics_version is not None else '—'} · drift "
-               f"{'v' + str(snap.drift_version) if snap.drift_version is not None else '—'} · refresh every "
-               f"{settings.refresh_seconds:g} s")
+    st.caption(
+        f"predictions v{snap.predictions_version} · batch_metrics "
+        f"{'v' + str(snap.metrics_version) if snap.metrics_version is not None else '—'} · drift "
+        f"{'v' + str(snap.drift_version) if snap.drift_version is not None else '—'} · refresh every "
+        f"{settings.refresh_seconds:g} s"
+    )
     render_totals(snap, settings)
     render_quality(snap, settings)
     render_latency(snap, settings)
@@ -265,8 +318,7 @@ def main() -> None:
     except FraudMLError as exc:
         st.error(f"Configuration error: {exc}")
         return
-    monitor = get_monitor(settings.predictions_path, settings.metrics_path, settings.drift_path,
-                          settings.score_bins)
+    monitor = get_monitor(settings.predictions_path, settings.metrics_path, settings.drift_path, settings.score_bins)
     refresh = settings.refresh_seconds if settings.refresh_seconds > 0 else None
 
     @st.fragment(run_every=refresh)

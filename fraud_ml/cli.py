@@ -1,4 +1,5 @@
 """Shared plumbing for the thin job entry points in ``jobs/``."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,12 @@ def one_line(exc: BaseException) -> str:
     return first[:500]
 
 
-def run_job(main: Callable[[argparse.Namespace, Config], int | None], parser: argparse.ArgumentParser,
-            argv: list[str] | None = None, extra_overrides: Callable[[argparse.Namespace], list[str]] | None = None) -> int:
+def run_job(
+    main: Callable[[argparse.Namespace, Config], int | None],
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None = None,
+    extra_overrides: Callable[[argparse.Namespace], list[str]] | None = None,
+) -> int:
     """Parse args, load config, set up logging, run ``main``; errors become one clear line and exit 2."""
     args = parser.parse_args(argv)
     try:
@@ -41,6 +46,8 @@ def run_job(main: Callable[[argparse.Namespace, Config], int | None], parser: ar
         return 130
     except Exception as exc:  # Spark/Py4J errors: say what failed first, keep the trace at debug level
         log.debug("traceback of the failure", exc_info=True)
-        print(f"error: {type(exc).__name__}: {one_line(exc)} (rerun with --set project.log_level=DEBUG for the trace)",
-              file=sys.stderr)
+        print(
+            f"error: {type(exc).__name__}: {one_line(exc)} (rerun with --set project.log_level=DEBUG for the trace)",
+            file=sys.stderr,
+        )
         return 1

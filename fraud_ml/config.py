@@ -1,10 +1,13 @@
-"""One configuration source: ``conf/*.yaml`` with CLI and environment overrides.
+"""One configuration source: ``conf/local.yaml`` (the base: every key, with the one-machine
+defaults), small overlays such as ``conf/cluster.yaml``, and CLI and environment overrides.
 
-Precedence (last wins): the YAML file, ``FRAUD_ML__SECTION__KEY`` environment
-variables, then ``--set section.key=value`` arguments. Every override must name
-a key that exists in the file (free-form maps such as ``kafka.security`` accept
-new sub-keys) and keep its type, so a typo fails with one clear line.
+An overlay names its base (``extends: local.yaml``, relative to the overlay) and holds only
+the keys whose values differ. Precedence (last wins): the base, the overlay,
+``FRAUD_ML__SECTION__KEY`` environment variables, then ``--set section.key=value``
+arguments. Every overlay key and override must name a key of the base (free-form maps such as
+``spark.conf`` accept new sub-keys) and keep its type, so a typo fails with one clear line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,9 +74,11 @@ class Config:
 
     # Helpers for values that many modules derive from the config.
     def table_path(self, table: str) -> str:
-        """Location of a Delta table: ``<delta.root>/<delta.tables.<table>>``."""
-        name = self.get(f"delta.tables.{table}", table)
-        return join_path(self.get("delta.root"), name)
+        """Location of a table of the catalog: ``<delta.root>/<delta.tables.<table>>``."""
+        tables = self.get("delta.tables")
+        if table not in tables:
+            raise ConfigError(f"no table '{table}' in delta.tables of {self.source}; known: {', '.join(tables)}")
+        return join_path(self.get("delta.root"), tables[table])
 
     def kafka_client_options(self) -> dict[str, str]:
         """``kafka.security`` as librdkafka properties (producer, admin client)."""
@@ -95,18 +100,19 @@ def join_path(root: str, name: str) -> str:
     return str(Path(root) / name)
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (),
-                env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike | None = None, overrides: Iterable[str] = (), env: Mapping[str, str] | None = None
+) -> Config:
     """Load a YAML config (default ``conf/local.yaml``) and apply overrides."""
     path = Path(path or os.environ.get("FRAUD_ML_CONF") or DEFAULT_CONFIG_PATH)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    data = _read_yaml(path)
+    base_name = data.pop("extends", None)
+    if base_name is not None:
+        base_path = path.parent / str(base_name)
+        base = _read_yaml(base_path)
+        if "extends" in base:
+            raise ConfigError(f"{base_path} (the base of {path}) must not itself extend another file")
+        data = _overlay(base, data, origin=str(path))
     data = _interpolate(data)
     cfg = Config(data, str(path)).with_overrides(overrides, env)
     for key in REQUIRED_KEYS:
@@ -115,11 +121,39 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     return cfg
 
 
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _overlay(base: dict, overlay: Mapping, origin: str) -> dict:
+    """``base`` with each leaf of ``overlay`` set, checked like an override (known key, same type)."""
+    merged = copy.deepcopy(base)
+    for key, value in _leaves(overlay):
+        _assign(merged, key, value, value, origin=origin)
+    return merged
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the shared ``--conf`` and ``--set`` options to a job's parser."""
-    parser.add_argument("--conf", default=None, help=f"YAML config file (default {DEFAULT_CONFIG_PATH.relative_to(PROJECT_ROOT)})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set kafka.topic=tx (repeatable)")
+    parser.add_argument(
+        "--conf", default=None, help=f"YAML config file (default {DEFAULT_CONFIG_PATH.relative_to(PROJECT_ROOT)})"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set kafka.topic=tx (repeatable)",
+    )
     return parser
 
 
@@ -132,7 +166,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str]]:
     found = []
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
-            key = ".".join(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+            key = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
             found.append((key, value))
     return sorted(found)
 
@@ -148,14 +182,23 @@ def _interpolate(node: Any) -> Any:
 
 
 def _set_checked(data: dict, key: str, raw: str, origin: str) -> None:
-    for free in FREE_FORM_KEYS:  # e.g. kafka.security.sasl.mechanism: the leaf name itself has dots
+    """Set ``key`` from an override's text (parsed as YAML, kept as text where the key holds text)."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    _assign(data, key, value, raw, origin)
+
+
+def _assign(data: dict, key: str, value: Any, raw: Any, origin: str) -> None:
+    for free in FREE_FORM_KEYS:  # e.g. spark.conf.spark.executor.memory: the leaf name itself has dots
         if key.startswith(free + "."):
             section = data
             for part in free.split("."):
                 section = section.setdefault(part, {}) if isinstance(section, dict) else None
             if not isinstance(section, dict):
                 raise ConfigError(f"config key '{free}' must be a mapping ({origin})")
-            section[key[len(free) + 1:]] = raw
+            section[key[len(free) + 1 :]] = raw
             return
     parts = key.split(".")
     node = data
@@ -165,18 +208,26 @@ def _set_checked(data: dict, key: str, raw: str, origin: str) -> None:
             raise ConfigError(f"unknown config section '{prefix}' ({origin}){_suggest(prefix, data)}")
         node = node[part]
     leaf = parts[-1]
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
     if leaf not in node:
         raise ConfigError(f"unknown config key '{key}' ({origin}){_suggest(key, data)}")
     node[leaf] = _coerce(key, node[leaf], value, raw, origin)
 
 
+def _leaves(node: Mapping, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """(dotted key, value) of each leaf of an overlay; a free-form map's entries are leaves."""
+    for key, value in node.items():
+        dotted = prefix + str(key)
+        if isinstance(value, Mapping) and dotted in FREE_FORM_KEYS:
+            yield from ((f"{dotted}.{k}", v) for k, v in value.items())
+        elif isinstance(value, Mapping) and value:
+            yield from _leaves(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
 def _coerce(key: str, current: Any, value: Any, raw: str, origin: str) -> Any:
     if current is None or isinstance(current, str):
-        return raw if not isinstance(value, (dict, list)) else value
+        return str(raw) if not isinstance(value, (dict, list)) else value
     expected = type(current)
     if expected is bool:
         if isinstance(value, bool):

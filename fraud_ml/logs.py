@@ -1,4 +1,5 @@
 """Logging setup shared by jobs."""
+
 from __future__ import annotations
 
 import logging

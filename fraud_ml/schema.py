@@ -1,7 +1,10 @@
-"""The Kaggle creditcard schema and the project's table/message schemas, defined once."""
-from __future__ import annotations
+"""The Kaggle creditcard columns and the project's column and message names, defined once.
 
-from pyspark.sql import types as T
+Pure constants (no pyspark, no pandas): the pyfunc model and the message decoder import them
+on the Python workers.
+"""
+
+from __future__ import annotations
 
 PCA_FEATURES: list[str] = [f"V{i}" for i in range(1, 29)]
 FEATURES: list[str] = ["Time", *PCA_FEATURES, "Amount"]
@@ -11,21 +14,15 @@ KAGGLE_COLUMNS: list[str] = [*FEATURES, LABEL]
 ID_COL = "transaction_id"
 SOURCE_COL = "source"
 # Values of the ``source`` column: where a row came from.
-SOURCE_REAL = "real"            # rows of a real Kaggle file
+SOURCE_REAL = "real"  # rows of a real Kaggle file
 SOURCE_GENERATED = "generated"  # the synthetic demo generator (no real data involved)
+# Synthetic fraud rows (jobs/synthesize.py): never used for validation or test metrics.
+SOURCE_SMOTE = "smote"
+SOURCE_WGAN = "wgan"
+SOURCE_CWGAN = "cwgan"
+SYNTHETIC_SOURCES: tuple[str, ...] = (SOURCE_SMOTE, SOURCE_WGAN, SOURCE_CWGAN)
 
 SPLITS = ("train", "validation", "test")
-
-KAGGLE_SCHEMA = T.StructType(
-    [T.StructField(c, T.DoubleType(), True) for c in FEATURES] + [T.StructField(LABEL, T.IntegerType(), True)]
-)
-
-# Columns of the train/validation/test Delta tables.
-SPLIT_SCHEMA = T.StructType(
-    [T.StructField(ID_COL, T.StringType(), False)]
-    + [T.StructField(c, T.DoubleType(), True) for c in FEATURES]
-    + [T.StructField(LABEL, T.IntegerType(), True), T.StructField(SOURCE_COL, T.StringType(), True)]
-)
 
 # JSON value of a Kafka message. ``label`` is the replayed ground truth: stored
 # next to predictions for monitoring, never passed to the model.

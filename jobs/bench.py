@@ -11,6 +11,7 @@ The last line printed is one JSON object (throughput_tps, latency_p50_ms,
 latency_p99_ms, offered_tps, mode, ...). Tune with --set, e.g.
 --set stream.max_offsets_per_trigger=250000 --set spark.arrow_batch_size=20000.
 """
+
 import sys
 
 from fraud_ml.cli import job_parser, run_job
@@ -27,23 +28,41 @@ from fraud_ml.ops.bench_lines import LINES
 
 def main(args, cfg) -> int:
     lines = tuple(args.lines.split(",")) if args.lines else BenchOptions.lines
-    result = run_benchmark(cfg, BenchOptions(mode=args.mode, backlog=args.backlog, offered_tps=args.offered_tps,
-                                             warmup_s=args.warmup, duration_s=args.duration, trees=args.trees,
-                                             fuzz_messages=args.fuzz_messages, lines=lines))
+    result = run_benchmark(
+        cfg,
+        BenchOptions(
+            mode=args.mode,
+            backlog=args.backlog,
+            offered_tps=args.offered_tps,
+            warmup_s=args.warmup,
+            duration_s=args.duration,
+            trees=args.trees,
+            fuzz_messages=args.fuzz_messages,
+            lines=lines,
+        ),
+    )
     print(format_result(result), flush=True)
     return 0
 
 
 if __name__ == "__main__":
     parser = job_parser(__doc__)
-    parser.add_argument("--mode", choices=list(MODES), default="capacity")
+    parser.add_argument("--mode", choices=list(MODES), default=BenchOptions.mode)
     parser.add_argument("--lines", default="", help=f"comma-separated lines to run (default: all of {','.join(LINES)})")
-    parser.add_argument("--fuzz-messages", type=int, default=100_000, help="fuzz: messages pushed")
-    parser.add_argument("--backlog", type=int, default=1_000_000, help="capacity: transactions pre-loaded")
-    parser.add_argument("--offered-tps", type=float, default=1000.0, help="latency/realtime: offered load (tx/s)")
-    parser.add_argument("--warmup", type=float, default=15.0, help="latency: seconds before measuring")
-    parser.add_argument("--duration", type=float, default=40.0, help="latency: measured seconds")
-    parser.add_argument("--trees", type=int, default=300, help="trees in the benchmark model")
+    parser.add_argument("--fuzz-messages", type=int, default=BenchOptions.fuzz_messages, help="fuzz: messages pushed")
+    parser.add_argument("--backlog", type=int, default=BenchOptions.backlog, help="capacity: transactions pre-loaded")
+    parser.add_argument(
+        "--offered-tps", type=float, default=BenchOptions.offered_tps, help="latency/realtime: offered load (tx/s)"
+    )
+    parser.add_argument("--warmup", type=float, default=BenchOptions.warmup_s, help="latency: seconds before measuring")
+    parser.add_argument("--duration", type=float, default=BenchOptions.duration_s, help="latency: measured seconds")
+    parser.add_argument("--trees", type=int, default=BenchOptions.trees, help="trees in the benchmark model")
     add_scratch_arguments(parser)
     # The user's overrides come last so they win over the scratch locations.
-    sys.exit(run_job(main, parser, extra_overrides=lambda a: scratch_overrides(a.workdir, a.use_running_broker) + list(a.overrides)))
+    sys.exit(
+        run_job(
+            main,
+            parser,
+            extra_overrides=lambda a: scratch_overrides(a.workdir, a.use_running_broker) + list(a.overrides),
+        )
+    )

@@ -1,7 +1,8 @@
 """Streamlit dashboard on the Delta tables, bound to dashboard.address:dashboard.port (127.0.0.1 by default).
 
-    python jobs/dashboard.py [--conf conf/local.yaml] [--set dashboard.port=8502]
+python jobs/dashboard.py [--conf conf/local.yaml] [--set dashboard.port=8502]
 """
+
 import os
 import sys
 

@@ -8,6 +8,7 @@ a realistic rate; --rate 0 replays as fast as possible).
 With --no-dashboard it waits until every produced transaction is in Delta,
 prints the summary and exits 0, stopping everything it started.
 """
+
 import os
 import signal
 import sys

@@ -6,6 +6,7 @@
 
 See fraud_ml/monitoring/drift.py and docs/dashboard.md for the method.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument("--full", action="store_true", help="recompute all windows instead of only the new ones")
-    parser.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
-                        help="repeat every SECONDS until interrupted (default: run once)")
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="repeat every SECONDS until interrupted (default: run once)",
+    )
     return parser.parse_args(argv)
 
 
@@ -46,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         references = ScoreReferences(DriftSettings.from_config(cfg).reference_rows)
         while True:
             result = run_drift(cfg, full=full, references=references)
-            log.info("drift table version %s: %d rows, %d windows", result.table_version, result.rows_written,
-                     result.windows)
+            log.info(
+                "drift table version %s: %d rows, %d windows", result.table_version, result.rows_written, result.windows
+            )
             if args.every <= 0:
                 return 0
             full = False

@@ -9,6 +9,7 @@ train.threshold.*) runs on them, and the held-out fold is scored (fraud_ml/train
 Prints the FPR over all real normals and the recall over all frauds with 95 % intervals;
 the last line is one JSON object.
 """
+
 import json
 import sys
 

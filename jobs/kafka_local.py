@@ -5,6 +5,7 @@
 Ports come from kafka.bootstrap_servers and kafka.local.controller_port; data and
 logs live in kafka.local.data_dir (git-ignored var/kafka by default).
 """
+
 import sys
 
 from fraud_ml.cli import job_parser, run_job
@@ -25,9 +26,13 @@ def main(args, cfg) -> int:
         print(f"Kafka running (pid {pid}) on {broker.bootstrap_servers}" if pid else "Kafka not running")
         return 0 if pid else 3
     elif args.action == "create-topic":
-        created = create_topic(broker.bootstrap_servers, args.topic or cfg.get("kafka.topic"),
-                               args.partitions or cfg.get("kafka.partitions"), cfg.get("kafka.replication_factor"),
-                               cfg.kafka_client_options())
+        created = create_topic(
+            broker.bootstrap_servers,
+            args.topic or cfg.get("kafka.topic"),
+            args.partitions or cfg.get("kafka.partitions"),
+            cfg.get("kafka.replication_factor"),
+            cfg.kafka_client_options(),
+        )
         print("topic created" if created else "topic already exists")
     return 0
 

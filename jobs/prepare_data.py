@@ -5,6 +5,7 @@
 
 Without --input (and with data.input empty) the clearly labelled SYNTHETIC generator is used.
 """
+
 import sys
 
 from fraud_ml.cli import job_parser, run_job
@@ -23,5 +24,12 @@ if __name__ == "__main__":
     parser = job_parser(__doc__)
     parser.add_argument("--input", help="path to a real Kaggle creditcard.csv (overrides data.input)")
     parser.add_argument("--rows", type=int, help="rows of the synthetic generator (data.synthetic_rows)")
-    sys.exit(run_job(main, parser, extra_overrides=lambda a: (
-        ([f"data.input={a.input}"] if a.input else []) + ([f"data.synthetic_rows={a.rows}"] if a.rows else []))))
+    sys.exit(
+        run_job(
+            main,
+            parser,
+            extra_overrides=lambda a: (
+                ([f"data.input={a.input}"] if a.input else []) + ([f"data.synthetic_rows={a.rows}"] if a.rows else [])
+            ),
+        )
+    )

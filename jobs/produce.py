@@ -5,15 +5,14 @@
 --rate 0 sends as fast as possible. With --transactions larger than the table, rows
 are replayed again with suffixed transaction ids.
 """
+
 import logging
 import sys
 
-from deltalake import DeltaTable
 from tqdm import tqdm
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.config import join_path
-from fraud_ml.errors import DataSchemaError
+from fraud_ml.io.delta import require_table
 from fraud_ml.io.kafka import create_topic
 from fraud_ml.streaming.producer import replay, replay_frame
 
@@ -22,15 +21,17 @@ log = logging.getLogger("fraud_ml.produce")
 
 def main(args, cfg) -> int:
     table = args.table or cfg.get("producer.split")
-    path = cfg.table_path(table) if cfg.get(f"delta.tables.{table}", None) else join_path(cfg.get("delta.root"), table)
-    try:
-        frame = DeltaTable(path).to_pandas()
-    except Exception as exc:  # deltalake raises TableNotFoundError and friends
-        raise DataSchemaError(f"cannot read Delta table {path}: {exc}; run `make prepare` first") from None
+    path = cfg.table_path(table)
+    frame = require_table(path, "run `make prepare` (or `make synthesize`) first").to_pandas()
     frame = replay_frame(frame, args.transactions)
     topic = args.topic or cfg.get("kafka.topic")
-    create_topic(cfg.get("kafka.bootstrap_servers"), topic, cfg.get("kafka.partitions"),
-                 cfg.get("kafka.replication_factor"), cfg.kafka_client_options())
+    create_topic(
+        cfg.get("kafka.bootstrap_servers"),
+        topic,
+        cfg.get("kafka.partitions"),
+        cfg.get("kafka.replication_factor"),
+        cfg.kafka_client_options(),
+    )
     with tqdm(total=len(frame), unit="tx", desc=f"producing to {topic}", disable=args.quiet) as bar:
         report = replay(frame, cfg, topic=topic, rate=args.rate, on_progress=bar.update)
     print(f"sent {report.sent} transactions to {topic} in {report.seconds:.1f}s ({report.rate:,.0f} tx/s)")
@@ -41,7 +42,9 @@ if __name__ == "__main__":
     parser = job_parser(__doc__)
     parser.add_argument("--rate", type=float, default=None, help="transactions per second (0 = max; producer.rate)")
     parser.add_argument("--transactions", type=int, default=None, help="how many to send (default: the whole table)")
-    parser.add_argument("--table", default=None, help="Delta table under delta.root to replay (producer.split)")
+    parser.add_argument(
+        "--table", default=None, help="table of the catalog (delta.tables) to replay (default: producer.split)"
+    )
     parser.add_argument("--topic", default=None, help="Kafka topic (kafka.topic)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sys.exit(run_job(main, parser))

@@ -7,6 +7,7 @@ store under --workdir, and the benchmark's synthetic 300-tree model. Prints one 
 row per window (batch p50/p99, latency p50/p99, look-back size, RSS, file counts) and,
 last, one JSON object. A benchmark, never a test (fraud_ml/ops/soak.py).
 """
+
 import json
 import sys
 from functools import cache
@@ -26,12 +27,22 @@ def soak_overrides(workdir: str | None, use_running_broker: bool, user: tuple[st
 def main(args, cfg) -> int:
     broker, cfg = scratch_broker(cfg)
     try:
-        overrides = [*soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides)),
-                     f"kafka.bootstrap_servers={cfg.get('kafka.bootstrap_servers')}"]
+        overrides = [
+            *soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides)),
+            f"kafka.bootstrap_servers={cfg.get('kafka.bootstrap_servers')}",
+        ]
         conf_args = (["--conf", args.conf] if args.conf else []) + [a for o in overrides for a in ("--set", o)]
-        result = run_soak(cfg, SoakOptions(minutes=args.minutes, window_minutes=args.window_minutes,
-                                           offered_tps=args.offered_tps, sample_s=args.sample_seconds),
-                          conf_args, Path(cfg.get("delta.root")).parent)
+        result = run_soak(
+            cfg,
+            SoakOptions(
+                minutes=args.minutes,
+                window_minutes=args.window_minutes,
+                offered_tps=args.offered_tps,
+                sample_s=args.sample_seconds,
+            ),
+            conf_args,
+            Path(cfg.get("delta.root")).parent,
+        )
     finally:
         if broker is not None:
             broker.stop()
@@ -42,10 +53,17 @@ def main(args, cfg) -> int:
 
 if __name__ == "__main__":
     parser = job_parser(__doc__)
-    parser.add_argument("--minutes", type=float, default=60.0, help="minutes of offered load")
-    parser.add_argument("--window-minutes", type=float, default=10.0, help="reporting window")
-    parser.add_argument("--offered-tps", type=float, default=1000.0, help="offered load (tx/s)")
-    parser.add_argument("--sample-seconds", type=float, default=5.0, help="RSS / file-count sampling period")
+    parser.add_argument("--minutes", type=float, default=SoakOptions.minutes, help="minutes of offered load")
+    parser.add_argument("--window-minutes", type=float, default=SoakOptions.window_minutes, help="reporting window")
+    parser.add_argument("--offered-tps", type=float, default=SoakOptions.offered_tps, help="offered load (tx/s)")
+    parser.add_argument(
+        "--sample-seconds", type=float, default=SoakOptions.sample_s, help="RSS / file-count sampling period"
+    )
     add_scratch_arguments(parser)
-    sys.exit(run_job(main, parser, extra_overrides=lambda a: list(
-        soak_overrides(a.workdir, a.use_running_broker, tuple(a.overrides)))))
+    sys.exit(
+        run_job(
+            main,
+            parser,
+            extra_overrides=lambda a: list(soak_overrides(a.workdir, a.use_running_broker, tuple(a.overrides))),
+        )
+    )

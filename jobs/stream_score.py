@@ -6,6 +6,7 @@
 Writes <delta.root>/predictions, /batch_metrics and /quarantine; the checkpoint is
 stream.checkpoint_dir. Restarting resumes from the checkpoint without duplicates.
 """
+
 import sys
 
 from fraud_ml.cli import job_parser, run_job
@@ -16,10 +17,16 @@ from fraud_ml.streaming.query import run_stream
 
 def main(args, cfg) -> int:
     # The Kafka source fails on a missing topic: create it the way the producer would.
-    create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"),
-                 cfg.get("kafka.replication_factor"), cfg.kafka_client_options())
-    run_stream(build_spark(cfg, "fraud-ml-stream"), cfg, available_now=args.available_now or None,
-               timeout_s=args.timeout)
+    create_topic(
+        cfg.get("kafka.bootstrap_servers"),
+        cfg.get("kafka.topic"),
+        cfg.get("kafka.partitions"),
+        cfg.get("kafka.replication_factor"),
+        cfg.kafka_client_options(),
+    )
+    run_stream(
+        build_spark(cfg, "fraud-ml-stream"), cfg, available_now=args.available_now or None, timeout_s=args.timeout
+    )
     return 0
 
 

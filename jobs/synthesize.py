@@ -11,6 +11,7 @@ synthetic_quality Delta table, MLflow) and, when synthetic.composer.method is
 this method, the replay stream (validation normals + 60% synthetic / 40% real
 frauds at synthetic.composer.fraud_rate). Settings: the synthetic section of the config.
 """
+
 import sys
 
 from fraud_ml.cli import job_parser, run_job
@@ -26,23 +27,34 @@ def main(args, cfg) -> int:
         from fraud_ml.training.splits import prepare_splits
 
         prepare_splits(spark, cfg)
-    result = synthesize(spark, cfg, args.method, compose=False if args.no_compose else None,
-                        report=False if args.no_report else None, track=not args.no_mlflow)
-    print(f"{result.method}: {result.synthetic_rows} synthetic frauds ({result.table_rows} rows) "
-          f"-> {result.table_path}")
+    result = synthesize(
+        spark,
+        cfg,
+        args.method,
+        compose=False if args.no_compose else None,
+        report=False if args.no_report else None,
+        track=not args.no_mlflow,
+    )
+    print(
+        f"{result.method}: {result.synthetic_rows} synthetic frauds ({result.table_rows} rows) -> {result.table_path}"
+    )
     if result.epochs_per_second is not None:
         print(f"  trained on {result.device} at {result.epochs_per_second:.1f} epochs/s")
     if result.report is not None:
         s = result.report.summary
-        print(f"  C2ST AUC {s['c2st_auc']:.3f} (0.5 = indistinguishable) | TSTR AP {s['tstr_ap']:.3f} vs real "
-              f"{s['trtr_ap']:.3f}, augmented {s['augmented_ap']:.3f} | mean Wasserstein {s['mean_wasserstein']:.3f} "
-              f"| mean KS {s['mean_ks']:.3f} | NN-distance ratio {s['dcr_ratio']:.2f}")
+        print(
+            f"  C2ST AUC {s['c2st_auc']:.3f} (0.5 = indistinguishable) | TSTR AP {s['tstr_ap']:.3f} vs real "
+            f"{s['trtr_ap']:.3f}, augmented {s['augmented_ap']:.3f} | mean Wasserstein {s['mean_wasserstein']:.3f} "
+            f"| mean KS {s['mean_ks']:.3f} | NN-distance ratio {s['dcr_ratio']:.2f}"
+        )
         print(f"  verdict: {s['verdict']}")
         print(f"  report: {result.report.paths.get('json')}  plot: {result.report.paths.get('plot')}")
     if result.stream_path:
         st = result.stream
-        print(f"  stream: {st['rows']} rows, {st['frauds']} frauds ({st['fraud_rate']:.4%}): "
-              f"{st['synthetic_frauds']} synthetic + {st['real_frauds']} real -> {result.stream_path}")
+        print(
+            f"  stream: {st['rows']} rows, {st['frauds']} frauds ({st['fraud_rate']:.4%}): "
+            f"{st['synthetic_frauds']} synthetic + {st['real_frauds']} real -> {result.stream_path}"
+        )
     return 0
 
 

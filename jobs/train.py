@@ -8,6 +8,7 @@ table is printed at the end.
     python jobs/train.py [--no-zoo] [--no-tune] [--models dt,xgb] [--variants plain,smote]
                          [--conf conf/local.yaml] [--set train.tuning.n_iter=5 ...]
 """
+
 import argparse
 import sys
 
@@ -17,58 +18,66 @@ from fraud_ml.cli import job_parser, run_job
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--zoo", action=argparse.BooleanOptionalAction, default=None,
-                        help="train and compare the model zoo (default: train.zoo.enabled)")
-    parser.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
-                        help="randomized search of the champion's XGBoost params (default: train.tuning.enabled)")
+    parser.add_argument(
+        "--zoo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train and compare the model zoo (default: train.zoo.enabled)",
+    )
+    parser.add_argument(
+        "--tune",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="randomized search of the champion's XGBoost params (default: train.tuning.enabled)",
+    )
     parser.add_argument("--models", default=None, help="zoo models, comma separated: dt,rf,xgb,cat,lgbm")
     parser.add_argument("--variants", default=None, help="zoo data variants, comma separated: plain,smote,wgan,cwgan")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="tqdm progress bar over the zoo (default: train.zoo.progress)")
-    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True,
-                        help="register the champion and point the alias at it (default: yes)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bar over the zoo (default: train.zoo.progress)",
+    )
+    parser.add_argument(
+        "--register",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="register the champion and point the alias at it (default: yes)",
+    )
     return parser
 
 
 def main(args, cfg) -> int:
-    import mlflow
-
-    from fraud_ml.io.mlflow import setup_mlflow
     from fraud_ml.io.spark import build_spark
-    from fraud_ml.training.champion import load_splits, train_champion
+    from fraud_ml.training.experiment import run_experiment
 
-    run_zoo_now = cfg.get("train.zoo.enabled") if args.zoo is None else args.zoo
-    tune = cfg.get("train.tuning.enabled") if args.tune is None else args.tune
-    spark = build_spark(cfg, "fraud-ml-train")
-    splits = load_splits(spark, cfg)
-    setup_mlflow(cfg)
-    zoo = tuned = None
-    with mlflow.start_run(run_name="train-experiment") as parent:
-        mlflow.set_tags({"job": "train", "kind": "experiment"})
-        if run_zoo_now:
-            from fraud_ml.training.zoo import run_zoo
-
-            zoo = run_zoo(splits, cfg, models=args.models, variants=args.variants, spark=spark,
-                          progress=args.progress)
-        if tune:
-            from fraud_ml.training.tuning import XGBoostTuner
-
-            tuned = XGBoostTuner.from_config(cfg).fit(splits["train"], splits["validation"])
-        result = train_champion(splits, cfg, register=args.register, params=tuned.best_params_ if tuned else None,
-                                tags={"tuned": str(bool(tuned)).lower()})
-        experiment_run = parent.info.run_id
-    if zoo is not None:
+    result = run_experiment(
+        build_spark(cfg, "fraud-ml-train"),
+        cfg,
+        zoo=args.zoo,
+        tune=args.tune,
+        models=args.models,
+        variants=args.variants,
+        progress=args.progress,
+        register=args.register,
+    )
+    if result.zoo is not None:
+        zoo = result.zoo
         print(f"\nModel zoo on the real test split ({len(zoo.runs_)} runs, parent run {zoo.parent_run_id_}):\n")
         print(zoo.report())
         print()
-    if tuned is not None:
+    if result.tuned is not None:
+        tuned = result.tuned
         print(f"tuning: best of {len(tuned.trials_)} trials, val AP {tuned.best_score_:.4f}: {tuned.best_params_}")
-    m = result.metrics
-    print(f"champion test AP {m['average_precision']:.4f}  ROC AUC {m['roc_auc']:.4f}  threshold "
-          f"{result.threshold:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}")
-    if result.champion:
-        print(f"registered {result.champion.model_uri} as @{cfg.get('mlflow.alias')}")
-    print(f"MLflow: experiment '{cfg.get('mlflow.experiment')}', run {experiment_run}")
+    champion = result.champion
+    m = champion.metrics
+    print(
+        f"champion test AP {m['average_precision']:.4f}  ROC AUC {m['roc_auc']:.4f}  threshold "
+        f"{champion.threshold:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}"
+    )
+    if champion.champion:
+        print(f"registered {champion.champion.model_uri} as @{cfg.get('mlflow.alias')}")
+    print(f"MLflow: experiment '{cfg.get('mlflow.experiment')}', run {result.run_id}")
     return 0
 
 

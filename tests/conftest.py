@@ -1,4 +1,5 @@
 """Shared fixtures: one SparkSession, one MLflow store and one Kafka broker per test session."""
+
 from __future__ import annotations
 
 import os
@@ -89,18 +90,22 @@ def kafka_broker(base_config: Config, session_dir: Path):
 
 @pytest.fixture(scope="session")
 def registered_champion(spark, base_config: Config, session_dir: Path):
-    """A small XGBoost champion trained on synthetic rows and registered @champion (once per session)."""
-    from fraud_ml.training.champion import load_splits, train_champion
+    """A small XGBoost champion trained on synthetic rows and registered @champion (once per session),
+    by the training experiment without the zoo and the search (what ``jobs/train.py --no-zoo --no-tune`` runs)."""
+    from fraud_ml.training.experiment import run_experiment
     from fraud_ml.training.splits import prepare_splits
 
     cfg = base_config.with_overrides(
-        [f"delta.root={session_dir / CHAMPION_DELTA}", "data.synthetic_rows=6000", "data.synthetic_fraud_rate=0.02",
-         "train.xgboost.n_estimators=40"],
+        [
+            f"delta.root={session_dir / CHAMPION_DELTA}",
+            "data.synthetic_rows=6000",
+            "data.synthetic_fraud_rate=0.02",
+            "train.xgboost.n_estimators=40",
+        ],
         env={},
     )
     prepare_splits(spark, cfg)
-    result = train_champion(load_splits(spark, cfg), cfg)
-    return result
+    return run_experiment(spark, cfg, zoo=False, tune=False).champion
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ services or dependencies, healthchecks, the one network, named volumes, variable
 missing from .env.example, secret literals, and host names / ports that disagree
 with conf/cluster.yaml. `docker compose config` runs too when a compose CLI exists.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -27,7 +28,7 @@ CLUSTER_CONF = PROJECT_ROOT / "conf" / "cluster.yaml"
 LOCAL_CONF = PROJECT_ROOT / "conf" / "local.yaml"
 
 REQUIRED_SERVICES = ("kafka", "spark-master", "spark-worker", "mlflow", "postgres", "minio", "stream", "dashboard")
-SHARED_VOLUME = "fraud-data"          # Delta tables + checkpoints
+SHARED_VOLUME = "fraud-data"  # Delta tables + checkpoints
 SPARK_PROCESSES = ("spark-worker", "stream", "jobs")  # run Spark executors or drivers
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|PRIVATE|JAAS", re.I)
 # ${VAR}, ${VAR:-x}, ${VAR-x}, ${VAR:?msg}, ${VAR?msg}; $$ escapes a literal $ for the container.
@@ -97,14 +98,26 @@ def mounts(service: dict) -> list[dict]:
     out = []
     for vol in service.get("volumes") or []:
         if isinstance(vol, dict):
-            out.append({"type": vol.get("type", "volume"), "source": vol.get("source"), "target": vol["target"],
-                        "read_only": bool(vol.get("read_only", False))})
+            out.append(
+                {
+                    "type": vol.get("type", "volume"),
+                    "source": vol.get("source"),
+                    "target": vol["target"],
+                    "read_only": bool(vol.get("read_only", False)),
+                }
+            )
             continue
         parts = vol.split(":")
         source, target = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
         kind = "bind" if source and source.startswith((".", "/", "~")) else "volume"
-        out.append({"type": kind, "source": source, "target": target,
-                    "read_only": len(parts) > 2 and "ro" in parts[2].split(",")})
+        out.append(
+            {
+                "type": kind,
+                "source": source,
+                "target": target,
+                "read_only": len(parts) > 2 and "ro" in parts[2].split(","),
+            }
+        )
     return out
 
 
@@ -191,7 +204,9 @@ def test_depends_on_targets_exist_and_conditions_hold(services):
             assert target in services, f"{name} depends on unknown service {target!r}"
             assert target != name
             if condition == "service_healthy":
-                assert "healthcheck" in services[target], f"{name} waits for {target} healthy, but it has no healthcheck"
+                assert "healthcheck" in services[target], (
+                    f"{name} waits for {target} healthy, but it has no healthcheck"
+                )
             elif condition == "service_completed_successfully":
                 assert is_one_shot(services[target]), f"{name} waits for {target} to complete, but it restarts"
             else:
@@ -280,8 +295,9 @@ def test_secrets_come_only_from_the_environment(raw, compose_text, env_example):
     for name, svc in raw["services"].items():
         for key, value in env_of(svc).items():
             if SECRET_NAME.search(key):
-                assert _REF.findall(value) and _REF.sub("", value) == "", \
+                assert _REF.findall(value) and _REF.sub("", value) == "", (
                     f"{name}: {key}={value!r} must be only a ${{VAR:?...}} reference to .env"
+                )
     # Credentials inside URIs (scheme://user:password@host) must be references too.
     for m in re.finditer(r"://([^/\s:@]+):([^@\s]+)@", compose_text):
         assert _REF.fullmatch(m.group(2)), f"literal password in a URI: {m.group(0)!r}"
@@ -311,20 +327,27 @@ def test_published_ports_bind_loopback_unless_configured(raw, env_example):
     assert published and all(p.startswith("127.0.0.1:") for p in published), published
 
 
-@pytest.mark.parametrize("postgres, minio, ok", [
-    ("change-me-postgres-password", "a-real-minio-secret", False),
-    ("a-real-postgres-secret", "change-me-minio-password", False),
-    ("a-real-postgres-secret", "short", False),
-    ("a-real-postgres-secret", "a-real-minio-secret", True),
-])
+@pytest.mark.parametrize(
+    "postgres, minio, ok",
+    [
+        ("change-me-postgres-password", "a-real-minio-secret", False),
+        ("a-real-postgres-secret", "change-me-minio-password", False),
+        ("a-real-postgres-secret", "short", False),
+        ("a-real-postgres-secret", "a-real-minio-secret", True),
+    ],
+)
 def test_the_stack_refuses_placeholder_secrets(raw, postgres, minio, ok):
     check = raw["services"]["secrets-check"]
     script = PROJECT_ROOT / "docker" / "init" / "check-secrets.sh"
     assert f"./{script.relative_to(PROJECT_ROOT)}:/init/check-secrets.sh:ro" in check["volumes"]
     for name in ("postgres", "minio"):  # every service holding a secret waits for the check
         assert raw["services"][name]["depends_on"]["secrets-check"] == {"condition": "service_completed_successfully"}
-    proc = subprocess.run(["/bin/sh", str(script)], env={"POSTGRES_PASSWORD": postgres, "MINIO_ROOT_PASSWORD": minio},
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["/bin/sh", str(script)],
+        env={"POSTGRES_PASSWORD": postgres, "MINIO_ROOT_PASSWORD": minio},
+        capture_output=True,
+        text=True,
+    )
     assert (proc.returncode == 0) == ok, proc.stderr
     if not ok:
         assert proc.stderr.startswith("error: ")
@@ -336,32 +359,48 @@ def test_dotenv_is_git_ignored():
 
 
 # ----------------------------------------------------------------------------- consistency with conf/cluster.yaml
-def test_cluster_yaml_has_the_keys_and_types_of_local_yaml():
-    local = key_types(yaml.safe_load(LOCAL_CONF.read_text(encoding="utf-8")))
-    cluster = key_types(yaml.safe_load(CLUSTER_CONF.read_text(encoding="utf-8")))
-    assert sorted(set(local) - set(cluster)) == [], "keys of conf/local.yaml missing from conf/cluster.yaml"
+def test_cluster_yaml_is_a_small_overlay_of_local_yaml():
+    base = yaml.safe_load(LOCAL_CONF.read_text(encoding="utf-8"))
+    overlay = yaml.safe_load(CLUSTER_CONF.read_text(encoding="utf-8"))
+    assert overlay.pop("extends") == "local.yaml"
+    local, cluster = key_types(base), key_types(overlay)
     assert sorted(set(cluster) - set(local)) == [], "conf/cluster.yaml has keys conf/local.yaml does not"
-    wrong = {k: (local[k], cluster[k]) for k in local if local[k] != cluster[k]}
+    wrong = {k: (local[k], cluster[k]) for k in cluster if local[k] != cluster[k]}
     assert not wrong, f"value types differ (local, cluster): {wrong}"
+
+    def value(node, key):
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    same = [
+        k for k in cluster if k not in ("spark.conf", "stream.source_options") and value(base, k) == value(overlay, k)
+    ]
+    assert not same, f"conf/cluster.yaml repeats values of conf/local.yaml (keep only what differs): {same}"
 
 
 def test_kafka_bootstrap_matches_internal_listener(services, cluster_cfg):
     host, port = cluster_cfg.get("kafka.bootstrap_servers").split(":")
     assert host in services, f"kafka.bootstrap_servers host {host!r} is not a service"
     env = env_of(services[host])
-    advertised = dict(reversed(l.split("://", 1)) for l in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    advertised = dict(reversed(entry.split("://", 1)) for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert f"{host}:{port}" in advertised, f"{host}:{port} is not an advertised listener: {advertised}"
     listener = advertised[f"{host}:{port}"]
-    listeners = dict(l.split("://", 1) for l in env["KAFKA_LISTENERS"].split(","))
+    listeners = dict(entry.split("://", 1) for entry in env["KAFKA_LISTENERS"].split(","))
     assert listeners[listener].endswith(f":{port}"), f"listener {listener} does not bind port {port}"
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == listener
     protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     assert protocols[listener] == cluster_cfg.get("kafka.security.protocol")
     controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@{host}:{listeners[controller].rsplit(':', 1)[1]}"
+    assert (
+        env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+        == f"{env['KAFKA_NODE_ID']}@{host}:{listeners[controller].rsplit(':', 1)[1]}"
+    )
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     # Host clients: the advertised HOST listener must be the published port.
-    published = {str(p["published"]) if isinstance(p, dict) else p.rsplit(":", 2)[-2]: p for p in services[host].get("ports", [])}
+    published = {
+        str(p["published"]) if isinstance(p, dict) else p.rsplit(":", 2)[-2]: p for p in services[host].get("ports", [])
+    }
     host_listener = [a for a, name in advertised.items() if a.startswith("localhost:")]
     assert host_listener and host_listener[0].split(":")[1] in published
 
@@ -402,7 +441,10 @@ def test_mlflow_uri_matches_the_server(services, cluster_cfg, env_example):
     pg = env_of(services["postgres"])
     assert backend.scheme.startswith("postgresql") and backend.hostname == "postgres" and backend.port == 5432
     assert (backend.username, backend.password, backend.path.lstrip("/")) == (
-        pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+        pg["POSTGRES_USER"],
+        pg["POSTGRES_PASSWORD"],
+        pg["POSTGRES_DB"],
+    )
     # Artifact store: MinIO's API port and the bucket minio-init creates.
     endpoint = urlsplit(env["MLFLOW_S3_ENDPOINT_URL"])
     assert endpoint.hostname == "minio"
@@ -411,7 +453,9 @@ def test_mlflow_uri_matches_the_server(services, cluster_cfg, env_example):
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{env_example['MLFLOW_BUCKET']}/artifacts"
     assert env_of(services["minio-init"])["MLFLOW_BUCKET"] == env_example["MLFLOW_BUCKET"]
     assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
-        env_of(services["minio"])["MINIO_ROOT_USER"], env_of(services["minio"])["MINIO_ROOT_PASSWORD"])
+        env_of(services["minio"])["MINIO_ROOT_USER"],
+        env_of(services["minio"])["MINIO_ROOT_PASSWORD"],
+    )
 
 
 def test_spark_master_url_matches_the_cluster(services, cluster_cfg):
@@ -437,7 +481,10 @@ def test_executors_fit_in_a_worker(services, cluster_cfg):
 
 
 def test_shared_storage_for_delta_and_checkpoints(services, cluster_cfg):
-    paths = {"delta.root": cluster_cfg.get("delta.root"), "stream.checkpoint_dir": cluster_cfg.get("stream.checkpoint_dir")}
+    paths = {
+        "delta.root": cluster_cfg.get("delta.root"),
+        "stream.checkpoint_dir": cluster_cfg.get("stream.checkpoint_dir"),
+    }
     for key, path in paths.items():
         assert "://" not in path, f"{key}={path}: the app image ships no s3a/hadoop-aws jars; use the shared volume"
         assert PurePosixPath(path).is_absolute(), f"{key} must be absolute to mean the same path in every container"
@@ -445,15 +492,21 @@ def test_shared_storage_for_delta_and_checkpoints(services, cluster_cfg):
         shared = [m for m in mounts(services[name]) if m["source"] == SHARED_VOLUME]
         assert len(shared) == 1, f"{name} does not mount the shared volume {SHARED_VOLUME}"
         for key, path in paths.items():
-            assert PurePosixPath(path).is_relative_to(shared[0]["target"]), f"{key}={path} is not on {name}'s {SHARED_VOLUME}"
-        assert shared[0]["read_only"] == (name == "dashboard"), f"{name}: only the dashboard mounts {SHARED_VOLUME} read-only"
+            assert PurePosixPath(path).is_relative_to(shared[0]["target"]), (
+                f"{key}={path} is not on {name}'s {SHARED_VOLUME}"
+            )
+        assert shared[0]["read_only"] == (name == "dashboard"), (
+            f"{name}: only the dashboard mounts {SHARED_VOLUME} read-only"
+        )
 
 
 def test_app_services_run_the_jobs_with_cluster_conf(services, cluster_cfg):
     image = services["stream"]["image"]
     for name in ("spark-master", "spark-worker", "stream", "dashboard", "jobs"):
         svc = services[name]
-        assert svc["image"] == image and svc["build"]["dockerfile"] == "docker/app.Dockerfile", f"{name}: not the app image"
+        assert svc["image"] == image and svc["build"]["dockerfile"] == "docker/app.Dockerfile", (
+            f"{name}: not the app image"
+        )
         assert env_of(svc).get("FRAUD_ML_CONF") == "/app/conf/cluster.yaml"
     for name in ("stream", "jobs"):
         argv = as_list(services[name]["command"])
@@ -464,8 +517,10 @@ def test_app_services_run_the_jobs_with_cluster_conf(services, cluster_cfg):
     assert dash[:2] == ["streamlit", "run"] and arg_after(dash, "--conf") == "conf/cluster.yaml"
     port = cluster_cfg.get("dashboard.port")
     assert int(arg_after(dash, "--server.port")) == port
-    assert any(str(p).endswith(f":{port}") or (isinstance(p, dict) and int(p["target"]) == port)
-               for p in services["dashboard"]["ports"])
+    assert any(
+        str(p).endswith(f":{port}") or (isinstance(p, dict) and int(p["target"]) == port)
+        for p in services["dashboard"]["ports"]
+    )
     assert f"localhost:{port}/" in " ".join(as_list(services["dashboard"]["healthcheck"]["test"]))
 
 
@@ -504,8 +559,8 @@ def test_dockerfiles_exist_and_build_what_the_stack_needs(services):
     assert "dashboard" in extras and set(extras) <= set(setup["options.extras_require"]), extras
     assert "python -m fraud_ml.local.jars resolve" in app, "jars must be resolved at build time"
     assert "WORKDIR /app" in app and "COPY --from=build /app/var/jars /app/var/jars" in app
-    cfg = yaml.safe_load(CLUSTER_CONF.read_text(encoding="utf-8"))
-    assert cfg["spark"]["jars_dir"] == "var/jars/spark", "spark.jars_dir must point at the jars baked into /app"
+    cfg = load_config(CLUSTER_CONF, env={})
+    assert cfg.get("spark.jars_dir") == "var/jars/spark", "spark.jars_dir must point at the jars baked into /app"
     python = re.search(r"PYSPARK_PYTHON=(\S+)", app).group(1)
     for name in ("spark-worker", "stream"):
         assert env_of(services[name])["PYSPARK_PYTHON"] == python, f"{name}: executors need the image's venv python"
@@ -536,13 +591,16 @@ def _compose_cli() -> list[str] | None:
 def test_docker_compose_config_validates():
     cli = _compose_cli()
     if cli is None:
-        pytest.skip("no Docker Compose v2 CLI here (`docker compose` / `docker-compose` v2): "
-                    "the file was only checked by the parser-based tests")
+        pytest.skip(
+            "no Docker Compose v2 CLI here (`docker compose` / `docker-compose` v2): "
+            "the file was only checked by the parser-based tests"
+        )
     base = [*cli, "-f", str(COMPOSE_FILE), "--env-file", str(ENV_EXAMPLE), "--profile", "jobs"]
     proc = subprocess.run([*base, "config", "-q"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
-    names = subprocess.run([*base, "config", "--services"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                           timeout=60).stdout.split()
+    names = subprocess.run(
+        [*base, "config", "--services"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    ).stdout.split()
     assert set(REQUIRED_SERVICES) <= set(names)
 
 
@@ -564,20 +622,40 @@ def test_entrypoint_passes_commands_through_and_speaks_spark_on_kubernetes():
     jars = re.search(r"FRAUD_ML_JARS_DIR=(\S+)", app).group(1)
 
     assert _entrypoint("python", "jobs/stream_score.py", "--conf", "conf/cluster.yaml") == [
-        "python", "jobs/stream_score.py", "--conf", "conf/cluster.yaml"]
+        "python",
+        "jobs/stream_score.py",
+        "--conf",
+        "conf/cluster.yaml",
+    ]
 
-    executor = _entrypoint("executor", FRAUD_ML_JARS_DIR=jars, SPARK_EXECUTOR_MEMORY="2g", SPARK_DRIVER_URL="spark://d:7078",
-                           SPARK_EXECUTOR_ID="3", SPARK_EXECUTOR_CORES="2", SPARK_APPLICATION_ID="spark-1",
-                           SPARK_EXECUTOR_POD_IP="10.0.0.7", SPARK_EXECUTOR_POD_NAME="pod-3",
-                           SPARK_JAVA_OPT_1="-Db=2", SPARK_JAVA_OPT_0="-Da=1", SPARK_JAVA_OPT_10="-Dz=10")
+    executor = _entrypoint(
+        "executor",
+        FRAUD_ML_JARS_DIR=jars,
+        SPARK_EXECUTOR_MEMORY="2g",
+        SPARK_DRIVER_URL="spark://d:7078",
+        SPARK_EXECUTOR_ID="3",
+        SPARK_EXECUTOR_CORES="2",
+        SPARK_APPLICATION_ID="spark-1",
+        SPARK_EXECUTOR_POD_IP="10.0.0.7",
+        SPARK_EXECUTOR_POD_NAME="pod-3",
+        SPARK_JAVA_OPT_1="-Db=2",
+        SPARK_JAVA_OPT_0="-Da=1",
+        SPARK_JAVA_OPT_10="-Dz=10",
+    )
     assert "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend" in executor
     assert executor[1:4] == ["-Da=1", "-Db=2", "-Dz=10"], "SPARK_JAVA_OPT_n must keep their numeric order"
     classpath = executor[executor.index("-cp") + 1].split(":")
     assert classpath == ["/opt/spark/jars/*", f"{jars}/*"]
     assert executor[executor.index("--executor-id") + 1] == "3" and "-Xmx2g" in executor
 
-    driver = _entrypoint("driver", "--properties-file", "/opt/spark/conf/spark.properties",
-                         "local:///app/jobs/stream_score.py", FRAUD_ML_JARS_DIR=jars, SPARK_DRIVER_BIND_ADDRESS="10.0.0.5")
+    driver = _entrypoint(
+        "driver",
+        "--properties-file",
+        "/opt/spark/conf/spark.properties",
+        "local:///app/jobs/stream_score.py",
+        FRAUD_ML_JARS_DIR=jars,
+        SPARK_DRIVER_BIND_ADDRESS="10.0.0.5",
+    )
     assert driver[0] == "/opt/spark/bin/spark-submit"
     assert f"spark.driver.extraClassPath={jars}/*" in driver and "spark.driver.bindAddress=10.0.0.5" in driver
     assert driver[driver.index("--deploy-mode") + 1] == "client"

@@ -24,10 +24,45 @@ def test_cluster_config_has_every_local_key():
     assert set(keys(local)) <= set(keys(cluster))
 
 
+def test_overlay_replaces_only_its_keys_and_checks_them(tmp_path):
+    base = load_config(env={})
+    (tmp_path / "local.yaml").write_text((DEFAULT_CONFIG_PATH).read_text(encoding="utf-8"), encoding="utf-8")
+    overlay = tmp_path / "site.yaml"
+    overlay.write_text(
+        "extends: local.yaml\nkafka:\n  partitions: 12\nspark:\n  conf:\n    spark.executor.cores: 3\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(overlay, env={})
+    assert cfg.get("kafka.partitions") == 12
+    assert cfg.get("kafka.topic") == base.get("kafka.topic")
+    assert cfg.get("spark.conf") == {**base.get("spark.conf"), "spark.executor.cores": 3}  # free-form map: merged
+    overlay.write_text("extends: local.yaml\nkafka:\n  partitons: 12\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown config key 'kafka.partitons'.*kafka.partitions"):
+        load_config(overlay, env={})
+    overlay.write_text("extends: local.yaml\nkafka:\n  partitions: many\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="kafka.partitions' expects int"):
+        load_config(overlay, env={})
+    overlay.write_text("extends: missing.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(overlay, env={})
+
+
+def test_every_table_resolves_through_the_catalog():
+    cfg = load_config(env={})
+    assert cfg.table_path("smote").endswith("var/delta/train_smote")
+    assert cfg.table_path("composed_stream").endswith("var/delta/stream_composed")
+    with pytest.raises(ConfigError, match="no table 'stream_composed' in delta.tables.*composed_stream"):
+        cfg.table_path("stream_composed")
+
+
 def test_cli_override_keeps_type():
-    cfg = load_config(overrides=["kafka.partitions=8", "stream.validation.max_abs_feature=50", "kafka.topic=tx-1"], env={})
+    cfg = load_config(
+        overrides=["kafka.partitions=8", "stream.validation.max_abs_feature=50", "kafka.topic=tx-1"], env={}
+    )
     assert cfg.get("kafka.partitions") == 8
-    assert cfg.get("stream.validation.max_abs_feature") == 50.0 and isinstance(cfg.get("stream.validation.max_abs_feature"), float)
+    assert cfg.get("stream.validation.max_abs_feature") == 50.0 and isinstance(
+        cfg.get("stream.validation.max_abs_feature"), float
+    )
     assert cfg.get("kafka.topic") == "tx-1"
 
 
@@ -38,13 +73,16 @@ def test_env_override_and_cli_precedence():
     assert load_config(overrides=["kafka.topic=from-cli"], env=env).get("kafka.topic") == "from-cli"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("kafka.topc=x", "did you mean 'kafka.topic'"),
-    ("kafka.partitions=many", "expects int"),
-    ("stream.fail_on_data_loss=maybe", "expects bool"),
-    ("nosuch.key=1", "unknown config section"),
-    ("novalue", "must look like"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("kafka.topc=x", "did you mean 'kafka.topic'"),
+        ("kafka.partitions=many", "expects int"),
+        ("stream.fail_on_data_loss=maybe", "expects bool"),
+        ("nosuch.key=1", "unknown config section"),
+        ("novalue", "must look like"),
+    ],
+)
 def test_bad_overrides_fail_with_one_clear_message(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override], env={})

@@ -1,4 +1,5 @@
 """Jobs fail with one clear line, not a Java stack trace, on the common mistakes."""
+
 import subprocess
 import sys
 
@@ -25,8 +26,9 @@ def test_wrong_type_in_env(monkeypatch):
 
 
 def test_unreachable_broker(tmp_path):
-    code, err = run_job("jobs/stream_score.py", "--set", "kafka.bootstrap_servers=127.0.0.1:1",
-                        "--set", f"delta.root={tmp_path}")
+    code, err = run_job(
+        "jobs/stream_score.py", "--set", "kafka.bootstrap_servers=127.0.0.1:1", "--set", f"delta.root={tmp_path}"
+    )
     assert code == 2 and "Kafka broker unreachable at 127.0.0.1:1" in err[-1]
     assert not any(line.lstrip().startswith("at org.apache") for line in err)
 
@@ -41,7 +43,15 @@ def test_wrong_input_columns(tmp_path):
 
 @pytest.mark.integration
 def test_missing_model_alias(kafka_broker, tmp_path):
-    code, err = run_job("jobs/stream_score.py", "--set", f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-                        "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}",
-                        "--set", f"delta.root={tmp_path}", "--set", "kafka.topic=no-model")
+    code, err = run_job(
+        "jobs/stream_score.py",
+        "--set",
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        "--set",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}",
+        "--set",
+        f"delta.root={tmp_path}",
+        "--set",
+        "kafka.topic=no-model",
+    )
     assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]

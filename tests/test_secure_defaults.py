@@ -1,4 +1,5 @@
 """Services bind 127.0.0.1 unless configured: the Spark driver and UI, Streamlit, the embedded broker."""
+
 from urllib.parse import urlparse
 
 import psutil
@@ -9,8 +10,11 @@ from fraud_ml.ops.demo import dashboard_command
 
 def listening(port: int) -> set[str]:
     """Addresses listening on ``port`` (a JVM's IPv4-mapped ``::ffff:127.0.0.1`` reads as 127.0.0.1)."""
-    return {c.laddr.ip.removeprefix("::ffff:") for c in psutil.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    return {
+        c.laddr.ip.removeprefix("::ffff:")
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
 
 
 def test_the_spark_ui_and_driver_listen_on_loopback_only(spark):

@@ -15,6 +15,7 @@ one commit per table and micro-batch, carrying
 Only "table does not exist" is ever taken as "no table yet" (:func:`open_table`); any other
 error (I/O, a corrupt log) propagates and fails the micro-batch, which Spark then retries.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,8 @@ from typing import Any
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+from fraud_ml.errors import DataSchemaError, StreamStateError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,14 @@ def open_table(path: str, version: int | None = None) -> DeltaTable | None:
         return None
 
 
+def require_table(path: str, hint: str) -> DeltaTable:
+    """The Delta table at ``path``; DataSchemaError saying ``hint`` (what makes it) when there is none."""
+    table = open_table(path)
+    if table is None:
+        raise DataSchemaError(f"no Delta table at {path}: {hint}")
+    return table
+
+
 def table_rows(path: str) -> int:
     """Row count of a Delta table (0 when it does not exist yet)."""
     table = open_table(path)
@@ -79,8 +90,8 @@ class BatchTag:
     app_id: str
     query_id: str
     batch: int
-    started_at_ms: int      # batch start on the driver: scored_at, the event_time bound
-    since_ms: int | None    # duplicate look-back: ids scored at or after this count (None: no look-back)
+    started_at_ms: int  # batch start on the driver: scored_at, the event_time bound
+    since_ms: int | None  # duplicate look-back: ids scored at or after this count (None: no look-back)
     model_version: str
 
     @property
@@ -133,13 +144,13 @@ class StreamTable:
 
     def committed(self, tag: BatchTag) -> bool:
         """Whether this table already holds ``tag``'s batch; StreamStateError if it holds a later one."""
-        from fraud_ml.errors import StreamStateError
 
         done = None if self.table is None else self.table.transaction_version(tag.txn_app)
         if done is not None and done > tag.batch:
             raise StreamStateError(
                 f"{self.path} already holds batch {done} of query {tag.query_id}, but the checkpoint is at batch "
-                f"{tag.batch}: the checkpoint was restored from an older copy; refusing to skip or rewrite data")
+                f"{tag.batch}: the checkpoint was restored from an older copy; refusing to skip or rewrite data"
+            )
         return done == tag.batch
 
     def find_tag(self, tag: BatchTag, recent: int = 200) -> tuple[BatchTag, int] | None:
@@ -151,10 +162,10 @@ class StreamTable:
                 found = BatchTag.from_commit(commit)
                 if found is not None and found.txn_app == tag.txn_app and found.batch == tag.batch:
                     return found, int(commit["timestamp"])
-        from fraud_ml.errors import StreamStateError
 
-        raise StreamStateError(f"{self.path} has a txn entry for batch {tag.batch} of {tag.txn_app} "
-                               "but no commit tagged with it")
+        raise StreamStateError(
+            f"{self.path} has a txn entry for batch {tag.batch} of {tag.txn_app} but no commit tagged with it"
+        )
 
     def arrow_schema(self) -> pa.Schema:
         """The table's schema when it exists, else the schema it will be created with."""
@@ -165,11 +176,18 @@ class StreamTable:
 
         Returns the commit's timestamp (epoch ms, from its commit info: what a replay reads back).
         """
-        properties = CommitProperties(custom_metadata={"userMetadata": tag.user_metadata()},
-                                      app_transactions=[Transaction(tag.txn_app, int(tag.batch))])
+        properties = CommitProperties(
+            custom_metadata={"userMetadata": tag.user_metadata()},
+            app_transactions=[Transaction(tag.txn_app, int(tag.batch))],
+        )
         if self.table is None:
-            write_deltalake(self.path, data.cast(self.schema), mode="append", configuration=self.configuration,
-                            commit_properties=properties)
+            write_deltalake(
+                self.path,
+                data.cast(self.schema),
+                mode="append",
+                configuration=self.configuration,
+                commit_properties=properties,
+            )
             self.table = DeltaTable(self.path)
         else:
             target = self.arrow_schema()
@@ -177,8 +195,13 @@ class StreamTable:
             if missing:  # e.g. a new stream.prediction_features column: add it
                 target = pa.schema(list(target) + missing)
             data = data.select([f.name for f in target if f.name in data.schema.names])
-            write_deltalake(self.table, data.cast(pa.schema([target.field(n) for n in data.schema.names])),
-                            mode="append", schema_mode="merge" if missing else None, commit_properties=properties)
+            write_deltalake(
+                self.table,
+                data.cast(pa.schema([target.field(n) for n in data.schema.names])),
+                mode="append",
+                schema_mode="merge" if missing else None,
+                commit_properties=properties,
+            )
         committed_ms = self._commit_time(tag)
         self._commits += 1
         if self.maintenance.compact_every_commits and self._commits % self.maintenance.compact_every_commits == 0:
@@ -200,11 +223,17 @@ class StreamTable:
         ``dataChange=false`` and a blind append reads none, so each commit rebases on the other.
         """
         table = DeltaTable(self.path)
-        metrics = table.optimize.compact(target_size=self.maintenance.target_file_mb * 2**20,
-                                         max_concurrent_tasks=self.maintenance.concurrent_tasks)
+        metrics = table.optimize.compact(
+            target_size=self.maintenance.target_file_mb * 2**20, max_concurrent_tasks=self.maintenance.concurrent_tasks
+        )
         removed = table.vacuum(dry_run=False) if self.maintenance.vacuum else []
-        log.info("%s: compacted %s files into %s, vacuumed %d", self.path, metrics.get("numFilesRemoved"),
-                 metrics.get("numFilesAdded"), len(removed))
+        log.info(
+            "%s: compacted %s files into %s, vacuumed %d",
+            self.path,
+            metrics.get("numFilesRemoved"),
+            metrics.get("numFilesAdded"),
+            len(removed),
+        )
         return {**metrics, "vacuumed": len(removed)}
 
     def _maintain_in_background(self) -> None:

@@ -5,22 +5,23 @@ reads only the files added since (projected to the needed columns). A poll that 
 table version does no data I/O at all. Files removed (overwrite, OPTIMIZE) trigger one full
 re-read.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds
 
-if TYPE_CHECKING:
-    pass
+from fraud_ml.io.delta import open_table
 
 log = logging.getLogger(__name__)
+
 
 # --- Delta reading
 @dataclass
@@ -45,18 +46,13 @@ class DeltaUpdate:
 
 def table_version(path: str) -> int | None:
     """Current version of the Delta table at ``path``, or None when there is none."""
-    from deltalake import DeltaTable
-
-    try:
-        if not DeltaTable.is_deltatable(path):
-            return None
-        return int(DeltaTable(path).version())
-    except Exception:  # noqa: BLE001 - a half-written or vanished table reads as absent
-        return None
+    table = open_table(path)
+    return None if table is None else int(table.version())
 
 
-def read_columns(path: str, columns: Sequence[str] | None = None, filter: pds.Expression | None = None,
-                 version: int | None = None) -> pd.DataFrame:
+def read_columns(
+    path: str, columns: Sequence[str] | None = None, filter: pds.Expression | None = None, version: int | None = None
+) -> pd.DataFrame:
     """Read a Delta table (optionally at ``version``) projected to ``columns`` and filtered, as pandas.
 
     Missing columns come back as nulls, so readers tolerate older table schemas.
@@ -126,7 +122,9 @@ class DeltaIncremental:
             read, self._seen = plan
         else:
             if self.version is not None:
-                log.info("Delta table %s: rows removed or log gone before version %s, re-reading it", self.path, version)
+                log.info(
+                    "Delta table %s: rows removed or log gone before version %s, re-reading it", self.path, version
+                )
             read, self._seen = sorted(current), set(current)
         subset = pds.FileSystemDataset.from_paths(read, schema=ds.schema, format=ds.format, filesystem=ds.filesystem)
         table = _project(subset, self.columns)
@@ -186,5 +184,3 @@ class VersionedTable:
         elif new is not None and len(new):
             self.frame = pd.concat([self.frame, new], ignore_index=True)
         return True
-
-

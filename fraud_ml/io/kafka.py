@@ -5,6 +5,7 @@ the producer and admin checks use librdkafka (confluent-kafka); the Spark source
 the Java client. They name SASL credentials and CA certificates differently, so the
 config holds neutral keys (``kafka.security.*``) and this module emits each dialect.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,11 +36,15 @@ def _checked(security: Mapping[str, object]) -> dict[str, str]:
     if protocol.startswith("SASL"):
         mechanism = sec.get("sasl_mechanism", "").upper()
         if mechanism not in _LOGIN_MODULES:
-            raise ConfigError(f"kafka.security.sasl_mechanism must be one of {', '.join(_LOGIN_MODULES)} "
-                              f"with protocol {protocol}, got '{mechanism}'")
+            raise ConfigError(
+                f"kafka.security.sasl_mechanism must be one of {', '.join(_LOGIN_MODULES)} "
+                f"with protocol {protocol}, got '{mechanism}'"
+            )
         if not sec.get("sasl_username") or not sec.get("sasl_password"):
-            raise ConfigError("kafka.security.sasl_username and sasl_password are required with SASL "
-                              "(set them from the environment, e.g. ${KAFKA_SASL_PASSWORD})")
+            raise ConfigError(
+                "kafka.security.sasl_username and sasl_password are required with SASL "
+                "(set them from the environment, e.g. ${KAFKA_SASL_PASSWORD})"
+            )
         sec["sasl_mechanism"] = mechanism
     return sec
 
@@ -49,8 +54,13 @@ def librdkafka_options(security: Mapping[str, object]) -> dict[str, str]:
     sec = _checked(security)
     out = {"security.protocol": sec["protocol"]}
     if sec["protocol"].startswith("SASL"):
-        out.update({"sasl.mechanism": sec["sasl_mechanism"], "sasl.username": sec["sasl_username"],
-                    "sasl.password": sec["sasl_password"]})
+        out.update(
+            {
+                "sasl.mechanism": sec["sasl_mechanism"],
+                "sasl.username": sec["sasl_username"],
+                "sasl.password": sec["sasl_password"],
+            }
+        )
     if sec.get("ssl_ca_location"):
         out["ssl.ca.location"] = sec["ssl_ca_location"]
     return out
@@ -63,8 +73,10 @@ def java_client_options(security: Mapping[str, object]) -> dict[str, str]:
     if sec["protocol"].startswith("SASL"):
         quote = lambda s: s.replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731
         out["sasl.mechanism"] = sec["sasl_mechanism"]
-        out["sasl.jaas.config"] = (f'{_LOGIN_MODULES[sec["sasl_mechanism"]]} required '
-                                   f'username="{quote(sec["sasl_username"])}" password="{quote(sec["sasl_password"])}";')
+        out["sasl.jaas.config"] = (
+            f"{_LOGIN_MODULES[sec['sasl_mechanism']]} required "
+            f'username="{quote(sec["sasl_username"])}" password="{quote(sec["sasl_password"])}";'
+        )
     if sec.get("ssl_ca_location"):
         out.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": sec["ssl_ca_location"]})
     return out
@@ -88,14 +100,22 @@ def check_reachable(bootstrap_servers: str, security: dict[str, str] | None = No
         ) from None
 
 
-def create_topic(bootstrap_servers: str, topic: str, partitions: int, replication_factor: int = 1,
-                 security: dict[str, str] | None = None, timeout: float = 30.0) -> bool:
+def create_topic(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: int,
+    replication_factor: int = 1,
+    security: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> bool:
     """Create ``topic`` if missing; True if it was created."""
     check_reachable(bootstrap_servers, security)
     admin = admin_client(bootstrap_servers, security)
     if topic in admin.list_topics(timeout=timeout).topics:
         return False
-    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[topic]
+    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[
+        topic
+    ]
     try:
         future.result(timeout=timeout)
     except KafkaException as exc:

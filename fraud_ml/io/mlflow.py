@@ -6,6 +6,7 @@ Kept apart from the pyfunc model (fraud_ml.training.pyfunc_model) so the streami
 which ships versions to the workers, does not import XGBoost (and with it scikit-learn): about
 90 MB of its memory.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,6 +65,7 @@ def resolve_alias(cfg: Config, alias: str | None = None) -> tuple[str, str]:
         ) from None
     return str(mv.version), f"models:/{name}/{mv.version}"
 
+
 CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
 
 
@@ -84,15 +86,17 @@ def verify_model_dir(model_dir: str | Path) -> None:
     if flavor.get("loader_module") != CODE_MODEL_LOADER or "python_model" in flavor or pickles:
         raise ModelFormatError(
             f"{model_dir} was not logged as the champion pyfunc from code (loader {flavor.get('loader_module')}, "
-            f"pickles: {pickles or 'none'}): refusing to unpickle it; register a new version with `make train`")
+            f"pickles: {pickles or 'none'}): refusing to unpickle it; register a new version with `make train`"
+        )
 
 
 def download_verified(model_uri: str) -> str:
     """Download a model version from the registry into a new folder and check it was logged from code."""
     import mlflow.artifacts
 
-    model_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                    dst_path=f"{tempfile.mkdtemp(prefix='fraud-ml-')}/model")
+    model_dir = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=f"{tempfile.mkdtemp(prefix='fraud-ml-')}/model"
+    )
     verify_model_dir(model_dir)
     return model_dir
 

@@ -1,4 +1,5 @@
 """Build the SparkSession: Delta Lake, the Kafka source and the venv's Python for workers."""
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Pure Python: ``websocket-client`` talks to ``chromium --remote-debugging-port``;
 no Playwright, no Node. Processes started here are stopped by their own handle.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,9 +25,18 @@ log = logging.getLogger(__name__)
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 INSTALL_SCRIPT = PROJECT_ROOT / "scripts" / "install_browser.sh"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--no-first-run",
-                  "--hide-scrollbars", "--remote-allow-origins=*")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--remote-allow-origins=*",
+)
 
 
 def find_chromium() -> str | None:
@@ -50,8 +60,10 @@ def ensure_chromium() -> tuple[str | None, str]:
         found = find_chromium()
         if found:
             return found, ""
-        return None, ("chromium is not installed and scripts/install_browser.sh could not install it: "
-                      + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+        return None, (
+            "chromium is not installed and scripts/install_browser.sh could not install it: "
+            + (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        )
     return None, "chromium is not installed (apt-get install chromium)"
 
 
@@ -84,9 +96,25 @@ class StreamlitServer:
 
     def __enter__(self) -> "StreamlitServer":
         self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-               "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(PROJECT_ROOT / "dashboard" / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(self.port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+            "--",
+            *self.args,
+        ]
         self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         wait_http(f"{self.url}_stcore/health", timeout=60, proc=self.proc)
         return self
@@ -99,8 +127,9 @@ class StreamlitServer:
 class Chromium:
     """Headless Chromium with one page, driven over the DevTools websocket."""
 
-    def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 4200,
-                 niceness: int = 0) -> None:
+    def __init__(
+        self, binary: str, profile_dir: Path, width: int = 1400, height: int = 4200, niceness: int = 0
+    ) -> None:
         self.binary, self.profile_dir, self.width, self.height = binary, profile_dir, width, height
         self.niceness = niceness  # > 0: the browser takes CPU only when others leave it (soak: a viewer's laptop)
         self.port = free_port()
@@ -112,17 +141,31 @@ class Chromium:
         import websocket
 
         self.proc = subprocess.Popen(
-            [self.binary, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
-             f"--user-data-dir={self.profile_dir}", f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None)
+            [
+                self.binary,
+                *CHROMIUM_FLAGS,
+                f"--remote-debugging-port={self.port}",
+                f"--user-data-dir={self.profile_dir}",
+                f"--window-size={self.width},{self.height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None,
+        )
         wait_http(f"http://127.0.0.1:{self.port}/json/version", timeout=30, proc=self.proc)
-        pages = [t for t in json.loads(wait_http(f"http://127.0.0.1:{self.port}/json/list", 10))
-                 if t.get("type") == "page"]
+        pages = [
+            t for t in json.loads(wait_http(f"http://127.0.0.1:{self.port}/json/list", 10)) if t.get("type") == "page"
+        ]
         self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
         self.call("Page.enable")
-        self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width,
+            height=self.height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         return self
 
     def __exit__(self, *exc) -> None:

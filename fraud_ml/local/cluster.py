@@ -11,6 +11,7 @@ Usage::
     python -m fraud_ml.local.cluster --workers 1 --cores 2 --memory 2g
     # prints the master URL and web UI, runs until Ctrl-C, then stops everything
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,10 @@ class StandaloneCluster:
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 last_error = str(exc)
             time.sleep(0.5)
-        raise ClusterError(f"{count} worker(s) did not register with {self.master_url} within "
-                           f"{timeout:.0f}s ({last_error}){self._log_tail()}")
+        raise ClusterError(
+            f"{count} worker(s) did not register with {self.master_url} within "
+            f"{timeout:.0f}s ({last_error}){self._log_tail()}"
+        )
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM each started process group (JVM + its executors), SIGKILL what is left."""
@@ -138,19 +141,28 @@ def daemon_env(host: str, python: str, daemon_memory: str) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_SUBMIT_OPTS", "SPARK_CONF_DIR"):
         env.pop(name, None)
-    env.update({
-        "SPARK_HOME": str(spark_home()),
-        "SPARK_LOCAL_IP": host,
-        "SPARK_DAEMON_MEMORY": daemon_memory,
-        "PYSPARK_PYTHON": python,
-        "PYSPARK_DRIVER_PYTHON": python,
-    })
+    env.update(
+        {
+            "SPARK_HOME": str(spark_home()),
+            "SPARK_LOCAL_IP": host,
+            "SPARK_DAEMON_MEMORY": daemon_memory,
+            "PYSPARK_PYTHON": python,
+            "PYSPARK_DRIVER_PYTHON": python,
+        }
+    )
     return env
 
 
-def start_cluster(work_dir: str | os.PathLike | None = None, workers: int = 1, cores: int = 1,
-                  memory: str = "1g", host: str = "127.0.0.1", timeout: float = 60.0,
-                  python: str | None = None, daemon_memory: str = "256m") -> StandaloneCluster:
+def start_cluster(
+    work_dir: str | os.PathLike | None = None,
+    workers: int = 1,
+    cores: int = 1,
+    memory: str = "1g",
+    host: str = "127.0.0.1",
+    timeout: float = 60.0,
+    python: str | None = None,
+    daemon_memory: str = "256m",
+) -> StandaloneCluster:
     """Start a master and ``workers`` workers on free ports and wait until all are registered."""
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="spark-standalone-")).resolve()
     log_dir = work_dir / "logs"
@@ -159,27 +171,52 @@ def start_cluster(work_dir: str | os.PathLike | None = None, workers: int = 1, c
     if not spark_class.is_file():
         raise ClusterError(f"{spark_class} not found: is pyspark installed in this environment?")
     env = daemon_env(host, python or sys.executable, daemon_memory)
-    cluster = StandaloneCluster(host=host, port=free_port(host), webui_port=free_port(host),
-                                work_dir=work_dir, log_dir=log_dir)
+    cluster = StandaloneCluster(
+        host=host, port=free_port(host), webui_port=free_port(host), work_dir=work_dir, log_dir=log_dir
+    )
 
     def launch(name: str, args: list[str]) -> None:
         log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
         try:
-            cluster.procs.append(subprocess.Popen([str(spark_class), *args], env=env, stdout=log,
-                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                  cwd=work_dir, start_new_session=True))
+            cluster.procs.append(
+                subprocess.Popen(
+                    [str(spark_class), *args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=work_dir,
+                    start_new_session=True,
+                )
+            )
         finally:
             log.close()
 
     try:
-        launch("master", [MASTER_CLASS, "--host", host, "--port", str(cluster.port),
-                          "--webui-port", str(cluster.webui_port)])
+        launch(
+            "master",
+            [MASTER_CLASS, "--host", host, "--port", str(cluster.port), "--webui-port", str(cluster.webui_port)],
+        )
         for i in range(workers):
             worker_dir = work_dir / f"worker-{i}"
             worker_dir.mkdir(exist_ok=True)
-            launch(f"worker-{i}", [WORKER_CLASS, cluster.master_url, "--host", host,
-                                   "--webui-port", str(free_port(host)), "--cores", str(cores),
-                                   "--memory", memory, "--work-dir", str(worker_dir)])
+            launch(
+                f"worker-{i}",
+                [
+                    WORKER_CLASS,
+                    cluster.master_url,
+                    "--host",
+                    host,
+                    "--webui-port",
+                    str(free_port(host)),
+                    "--cores",
+                    str(cores),
+                    "--memory",
+                    memory,
+                    "--work-dir",
+                    str(worker_dir),
+                ],
+            )
         cluster.wait_for_workers(workers, timeout=timeout)
     except BaseException:
         cluster.stop()
@@ -205,8 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     try:
-        cluster = start_cluster(args.work_dir, workers=args.workers, cores=args.cores, memory=args.memory,
-                                host=args.host, timeout=args.timeout)
+        cluster = start_cluster(
+            args.work_dir,
+            workers=args.workers,
+            cores=args.cores,
+            memory=args.memory,
+            host=args.host,
+            timeout=args.timeout,
+        )
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

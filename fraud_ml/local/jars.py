@@ -7,6 +7,7 @@ Once resolved, everything works offline.
 
 Usage: ``python -m fraud_ml.local.jars resolve`` | ``python -m fraud_ml.local.jars --csv``.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ session, with data and logs under a git-ignored folder. ``start`` formats the
 storage on first use (``kafka.tools.StorageTool format``), launches the broker and
 waits until it answers metadata requests; ``stop`` terminates it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -74,9 +75,15 @@ class LocalKafkaBroker:
     @classmethod
     def from_config(cls, cfg: Config) -> "LocalKafkaBroker":
         host, _, port = cfg.get("kafka.bootstrap_servers").split(",")[0].rpartition(":")
-        return cls(jars_dir=Path(cfg.get("kafka.local.jars_dir")), data_dir=Path(cfg.get("kafka.local.data_dir")),
-                   port=int(port), controller_port=cfg.get("kafka.local.controller_port"), host=host or "127.0.0.1",
-                   heap=cfg.get("kafka.local.heap"), start_timeout_s=float(cfg.get("kafka.local.start_timeout_s")))
+        return cls(
+            jars_dir=Path(cfg.get("kafka.local.jars_dir")),
+            data_dir=Path(cfg.get("kafka.local.data_dir")),
+            port=int(port),
+            controller_port=cfg.get("kafka.local.controller_port"),
+            host=host or "127.0.0.1",
+            heap=cfg.get("kafka.local.heap"),
+            start_timeout_s=float(cfg.get("kafka.local.start_timeout_s")),
+        )
 
     @property
     def bootstrap_servers(self) -> str:
@@ -132,17 +139,37 @@ class LocalKafkaBroker:
         return path
 
     def _java(self, *args: str) -> list[str]:
-        return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={(self.data_dir / 'log4j2.properties').resolve()}",
-                "-cp", kafka_classpath(self.jars_dir), *args]
+        return [
+            "java",
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={(self.data_dir / 'log4j2.properties').resolve()}",
+            "-cp",
+            kafka_classpath(self.jars_dir),
+            *args,
+        ]
 
     def format_storage(self, props: Path) -> None:
         if (self.data_dir / "data" / "meta.properties").exists():
             return
-        proc = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}",
-                                         "-c", str(props), "--ignore-formatted"), capture_output=True, text=True)
+        proc = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={new_cluster_id()}",
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
-            raise KafkaUnavailableError(f"formatting Kafka storage failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+            raise KafkaUnavailableError(
+                f"formatting Kafka storage failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
+            )
 
     def start(self, wait: bool = True) -> "LocalKafkaBroker":
         """Start the broker (no-op if ours is already running)."""
@@ -150,13 +177,20 @@ class LocalKafkaBroker:
             log.info("Kafka already running (pid %s) on %s", self.pid(), self.bootstrap_servers)
             return self.wait_until_ready() if wait else self
         if port_open(self.host, self.port):
-            raise KafkaUnavailableError(f"port {self.port} on {self.host} is taken by another process; "
-                                        "stop it or set kafka.bootstrap_servers to another port")
+            raise KafkaUnavailableError(
+                f"port {self.port} on {self.host} is taken by another process; "
+                "stop it or set kafka.bootstrap_servers to another port"
+            )
         props = self.write_config()
         self.format_storage(props)
         out = open(self.data_dir / "logs" / "kafka.out", "ab")
-        proc = subprocess.Popen(self._java("kafka.Kafka", str(props.resolve())), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            self._java("kafka.Kafka", str(props.resolve())),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid_file.write_text(str(proc.pid))
         self._process = proc
         log.info("started Kafka (pid %d) on %s, data in %s", proc.pid, self.bootstrap_servers, self.data_dir)
@@ -177,8 +211,10 @@ class LocalKafkaBroker:
             except KafkaException:
                 pass
             time.sleep(0.5)
-        raise KafkaUnavailableError(f"Kafka not ready on {self.bootstrap_servers} after {timeout or self.start_timeout_s:.0f}s: "
-                                    f"{self._log_tail()}")
+        raise KafkaUnavailableError(
+            f"Kafka not ready on {self.bootstrap_servers} after {timeout or self.start_timeout_s:.0f}s: "
+            f"{self._log_tail()}"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the broker's process group, then SIGKILL after ``timeout``."""

@@ -7,22 +7,23 @@ What is compared (pandas + ``deltalake``, no Spark needed):
   the data the model learned from. Rows of oversampling sources (anything other
   than ``real``/``generated``/null, e.g. ``smote``) are left out of the reference.
 * **score** (``probability``): each window against the first
-  ``dashboard.drift_reference_rows`` predictions *of the same model version*.
+  ``drift.reference_rows`` predictions *of the same model version*.
   Scores only exist once a model scores, and a new champion has a different score
   distribution by design, so each version is its own reference: the score PSI
   answers "has this model's output moved since it went live?". (Scoring the
   validation split instead would need the model and xgboost in this job; the
   first live rows are scored by the very same pyfunc under production conditions.)
 
-Bins: ``dashboard.psi_bins`` quantile bins of the reference (duplicate edges
+Bins: ``drift.psi_bins`` quantile bins of the reference (duplicate edges
 merged, open-ended outer bins); empty bins are floored at 1e-4.
-Windows: fixed ``dashboard.drift_window`` intervals of ``scored_at``; windows
-with fewer than ``dashboard.drift_min_rows`` rows are skipped.
+Windows: fixed ``drift.window`` intervals of ``scored_at``; windows
+with fewer than ``drift.min_rows`` rows are skipped.
 
 Runs are incremental: the newest window already in the table (possibly partial
 when the stream was still running) and everything after it are recomputed and
 replaced in one commit (``overwrite`` with a ``window_start >=`` predicate).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,18 +47,20 @@ SCORE_FEATURE = "probability"
 TRAIN_REFERENCE = "train"
 REFERENCE_SOURCES = (SOURCE_REAL, SOURCE_GENERATED)
 _TS = pa.timestamp("us", tz="UTC")
-DRIFT_SCHEMA = pa.schema([
-    pa.field("window_start", _TS, nullable=False),
-    pa.field("window_end", _TS, nullable=False),
-    pa.field("feature", pa.string(), nullable=False),     # a feature name or "probability"
-    pa.field("model_version", pa.string()),               # score rows only; null for features
-    pa.field("psi", pa.float64()),
-    pa.field("rows", pa.int64(), nullable=False),         # rows in the window (of that version for the score)
-    pa.field("reference", pa.string(), nullable=False),   # what the window was compared with
-    pa.field("reference_rows", pa.int64(), nullable=False),
-    pa.field("bins", pa.int32(), nullable=False),         # bins actually used (after merging duplicate edges)
-    pa.field("computed_at", _TS, nullable=False),
-])
+DRIFT_SCHEMA = pa.schema(
+    [
+        pa.field("window_start", _TS, nullable=False),
+        pa.field("window_end", _TS, nullable=False),
+        pa.field("feature", pa.string(), nullable=False),  # a feature name or "probability"
+        pa.field("model_version", pa.string()),  # score rows only; null for features
+        pa.field("psi", pa.float64()),
+        pa.field("rows", pa.int64(), nullable=False),  # rows in the window (of that version for the score)
+        pa.field("reference", pa.string(), nullable=False),  # what the window was compared with
+        pa.field("reference_rows", pa.int64(), nullable=False),
+        pa.field("bins", pa.int32(), nullable=False),  # bins actually used (after merging duplicate edges)
+        pa.field("computed_at", _TS, nullable=False),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -73,16 +76,15 @@ class DriftSettings:
     @classmethod
     def from_config(cls, cfg: Config) -> "DriftSettings":
         settings = cls(
-            features=tuple(cfg.get("stream.prediction_features", [])),
-            window=str(cfg.get("dashboard.drift_window", "1min")),
-            bins=int(cfg.get("dashboard.psi_bins", 10)),
-            min_rows=int(cfg.get("dashboard.drift_min_rows", 200)),
-            reference_rows=int(cfg.get("dashboard.drift_reference_rows", 5000)),
+            features=tuple(cfg.get("stream.prediction_features")),
+            window=str(cfg.get("drift.window")),
+            bins=int(cfg.get("drift.psi_bins")),
+            min_rows=int(cfg.get("drift.min_rows")),
+            reference_rows=int(cfg.get("drift.reference_rows")),
         )
         parse_interval(settings.window)
         if settings.bins < 2 or settings.min_rows < 1 or settings.reference_rows < 1:
-            raise FraudMLError("dashboard.psi_bins must be >= 2 and dashboard.drift_min_rows, "
-                               "dashboard.drift_reference_rows >= 1")
+            raise FraudMLError("drift.psi_bins must be >= 2 and drift.min_rows, drift.reference_rows >= 1")
         return settings
 
 
@@ -134,15 +136,22 @@ class ScoreReferences:
         """References of ``versions``, reading the table only for the incomplete ones."""
         missing = [v for v in versions if len(self.refs.get(v, ())) < self.reference_rows]
         if missing:
-            history = read_columns(predictions_path, ["model_version", "scored_at", "batch_id", "kafka_partition",
-                                                      "kafka_offset", SCORE_FEATURE],
-                                   filter=pds.field("model_version").isin(missing))
+            history = read_columns(
+                predictions_path,
+                ["model_version", "scored_at", "batch_id", "kafka_partition", "kafka_offset", SCORE_FEATURE],
+                filter=pds.field("model_version").isin(missing),
+            )
             self.refs.update(score_references(history, self.reference_rows))
         return {v: self.refs[v] for v in versions if v in self.refs}
 
 
-def compute_drift(predictions: pd.DataFrame, reference: pd.DataFrame, score_refs: dict[str, pd.Series],
-                  settings: DriftSettings, computed_at: pd.Timestamp | None = None) -> pd.DataFrame:
+def compute_drift(
+    predictions: pd.DataFrame,
+    reference: pd.DataFrame,
+    score_refs: dict[str, pd.Series],
+    settings: DriftSettings,
+    computed_at: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """PSI rows (see ``DRIFT_SCHEMA``) for every window of ``predictions`` with enough rows.
 
     ``predictions`` needs scored_at, model_version, probability and the features;
@@ -171,17 +180,34 @@ def compute_drift(predictions: pd.DataFrame, reference: pd.DataFrame, score_refs
             continue
         base = {"window_start": start, "window_end": start + delta, "computed_at": computed_at}
         for f, (edges, ref) in feature_edges.items():
-            out.append({**base, "feature": f, "model_version": None, "psi": psi(ref, group[f], edges=edges),
-                        "rows": len(group), "reference": TRAIN_REFERENCE, "reference_rows": len(ref),
-                        "bins": len(edges) - 1})
+            out.append(
+                {
+                    **base,
+                    "feature": f,
+                    "model_version": None,
+                    "psi": psi(ref, group[f], edges=edges),
+                    "rows": len(group),
+                    "reference": TRAIN_REFERENCE,
+                    "reference_rows": len(ref),
+                    "bins": len(edges) - 1,
+                }
+            )
         for version, vgroup in group.groupby(group["model_version"].astype(str), sort=True):
             if version not in score_edges or len(vgroup) < settings.min_rows:
                 continue
             edges, ref = score_edges[version]
-            out.append({**base, "feature": SCORE_FEATURE, "model_version": version,
-                        "psi": psi(ref, vgroup[SCORE_FEATURE], edges=edges), "rows": len(vgroup),
-                        "reference": f"first {len(ref)} predictions of model version {version}",
-                        "reference_rows": len(ref), "bins": len(edges) - 1})
+            out.append(
+                {
+                    **base,
+                    "feature": SCORE_FEATURE,
+                    "model_version": version,
+                    "psi": psi(ref, vgroup[SCORE_FEATURE], edges=edges),
+                    "rows": len(vgroup),
+                    "reference": f"first {len(ref)} predictions of model version {version}",
+                    "reference_rows": len(ref),
+                    "bins": len(edges) - 1,
+                }
+            )
     return _drift_frame(out)
 
 
@@ -239,4 +265,3 @@ def _last_window(drift_path: str) -> pd.Timestamp | None:
         return None
     starts = read_columns(drift_path, ["window_start"])["window_start"]
     return None if starts.empty else pd.Timestamp(starts.max())
-

@@ -1,23 +1,35 @@
-"""End-to-end latency and throughput of the stream from ``batch_metrics`` and ``predictions`` (pure pandas).
-"""
+"""End-to-end latency and throughput of the stream from ``batch_metrics`` and ``predictions`` (pure pandas)."""
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
 LATENCY_PERCENTILE_COLUMNS: list[str] = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms"]
 # End-to-end latency histogram edges in milliseconds (last bin is open-ended).
 LATENCY_EDGES_MS: tuple[float, ...] = (
-    0, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, math.inf,
+    0,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    300_000,
+    math.inf,
 )
 
 
@@ -51,8 +63,13 @@ def throughput(metrics: pd.DataFrame) -> dict[str, float]:
     * ``rows``, ``batches``, ``span_s`` (the wall period in seconds).
     """
     if metrics is None or metrics.empty:
-        return {"rows": 0, "batches": 0, "span_s": math.nan, "wall_rows_per_s": math.nan,
-                "processing_rows_per_s": math.nan}
+        return {
+            "rows": 0,
+            "batches": 0,
+            "span_s": math.nan,
+            "wall_rows_per_s": math.nan,
+            "processing_rows_per_s": math.nan,
+        }
     rows = float(metrics["rows"].sum())
     span_s = (metrics["committed_at"].max() - metrics["started_at"].min()).total_seconds()
     busy_s = float(metrics["processing_ms"].sum()) / 1000.0
@@ -67,6 +84,7 @@ def throughput(metrics: pd.DataFrame) -> dict[str, float]:
 
 def latency_bin_labels(edges: Sequence[float] = LATENCY_EDGES_MS) -> list[str]:
     """Readable labels of the latency histogram bins."""
+
     def fmt(ms: float) -> str:
         if ms >= 60_000:
             return f"{ms / 60_000:g} min"
@@ -82,8 +100,13 @@ def latency_bin_labels(edges: Sequence[float] = LATENCY_EDGES_MS) -> list[str]:
 
 def latency_histogram(latency_ms: Iterable[float], edges: Sequence[float] = LATENCY_EDGES_MS) -> np.ndarray:
     """Counts of latencies per bin ``[edges[i], edges[i+1])``; negatives (clock skew) count in bin 0."""
-    values = np.clip(np.asarray(list(latency_ms) if not isinstance(latency_ms, (np.ndarray, pd.Series))
-                                else latency_ms, dtype="float64"), 0, None)
+    values = np.clip(
+        np.asarray(
+            list(latency_ms) if not isinstance(latency_ms, (np.ndarray, pd.Series)) else latency_ms, dtype="float64"
+        ),
+        0,
+        None,
+    )
     values = values[~np.isnan(values)]
     idx = np.searchsorted(np.asarray(edges, dtype="float64"), values, side="right") - 1
     idx = np.clip(idx, 0, len(edges) - 2)
@@ -93,5 +116,3 @@ def latency_histogram(latency_ms: Iterable[float], edges: Sequence[float] = LATE
 def row_latency_ms(kafka_timestamp: pd.Series, committed_at: pd.Series) -> pd.Series:
     """End-to-end latency per row: Kafka message timestamp -> predictions commit, in ms."""
     return (committed_at - kafka_timestamp).dt.total_seconds() * 1000.0
-
-

@@ -3,6 +3,7 @@ table (one row per micro-batch, histogram counts, the flagged rows) rather than 
 themselves, so memory and per-tick work stay small as the table grows; and the dashboard's
 settings.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,11 +42,23 @@ log = logging.getLogger(__name__)
 CORE_COLUMNS: list[str] = ["query_id", "batch_id", "scored_at", "probability", "decision", "label", "kafka_timestamp"]
 ALERT_COLUMNS: list[str] = ["transaction_id", "model_version", "reasons", "source"]
 METRICS_COLUMNS: list[str] = [
-    "query_id", "batch_id", "model_version", "started_at", "committed_at", "rows", "quarantined", "flagged",
-    "processing_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
-    "latency_max_ms", "rows_per_s",
+    "query_id",
+    "batch_id",
+    "model_version",
+    "started_at",
+    "committed_at",
+    "rows",
+    "quarantined",
+    "flagged",
+    "processing_ms",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "rows_per_s",
 ]
-MAX_FLAGGED_KEPT = 5_000     # newest flagged rows kept for the alerts table
+MAX_FLAGGED_KEPT = 5_000  # newest flagged rows kept for the alerts table
 MAX_PENDING_LATENCY_ROWS = 500_000  # rows waiting for their batch's committed_at
 
 
@@ -96,8 +109,13 @@ class LiveMonitor:
         self._flagged = pd.DataFrame()
         self._scores = np.zeros((3, self.score_bins), dtype="int64")
         self._latency = np.zeros(len(LATENCY_EDGES_MS) - 1, dtype="int64")
-        self._pending = pd.DataFrame({"query_id": pd.Series(dtype=object), "batch_id": pd.Series(dtype="int64"),
-                                      "kafka_timestamp": pd.Series(dtype="datetime64[us, UTC]")})
+        self._pending = pd.DataFrame(
+            {
+                "query_id": pd.Series(dtype=object),
+                "batch_id": pd.Series(dtype="int64"),
+                "kafka_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+            }
+        )
 
     def refresh(self) -> Snapshot:
         """Poll the three tables, fold new rows into the aggregates, return a snapshot."""
@@ -127,9 +145,20 @@ class LiveMonitor:
     def _ingest(self, rows: pd.DataFrame) -> None:
         self._agg = merge_aggregates(self._agg, batch_aggregates(rows))
         self._scores += score_counts(rows["probability"], rows["label"], self.score_bins)
-        flagged = rows.loc[rows["decision"].fillna(0).astype("int64") == 1,
-                           ["scored_at", "batch_id", "transaction_id", "probability", self.amount_column,
-                            "label", "model_version", "reasons", "source"]]
+        flagged = rows.loc[
+            rows["decision"].fillna(0).astype("int64") == 1,
+            [
+                "scored_at",
+                "batch_id",
+                "transaction_id",
+                "probability",
+                self.amount_column,
+                "label",
+                "model_version",
+                "reasons",
+                "source",
+            ],
+        ]
         if len(flagged):
             both = pd.concat([self._flagged, flagged], ignore_index=True) if len(self._flagged) else flagged
             self._flagged = latest_alerts(both, MAX_FLAGGED_KEPT)
@@ -144,7 +173,9 @@ class LiveMonitor:
         if frame is None:
             return None
         frame = frame.assign(query_id=query_ids(frame))
-        return frame.drop_duplicates(BATCH_KEY, keep="last").sort_values(["started_at", "batch_id"]).reset_index(drop=True)
+        return (
+            frame.drop_duplicates(BATCH_KEY, keep="last").sort_values(["started_at", "batch_id"]).reset_index(drop=True)
+        )
 
     def _resolve_latency(self) -> None:
         """Histogram the end-to-end latency of rows whose batch now has its commit time."""
@@ -185,17 +216,18 @@ class DashboardSettings:
             predictions_path=cfg.table_path("predictions"),
             metrics_path=cfg.table_path("batch_metrics"),
             drift_path=cfg.table_path("drift"),
-            refresh_seconds=float(cfg.get("dashboard.refresh_seconds", 5.0)),
-            recent_window_minutes=float(cfg.get("dashboard.recent_window_minutes", 5.0)),
-            fraud_rate_interval=str(cfg.get("dashboard.fraud_rate_interval", "1min")),
-            alert_rows=int(cfg.get("dashboard.alert_rows", 20)),
-            score_bins=int(cfg.get("dashboard.score_bins", 20)),
-            psi_warning=float(cfg.get("dashboard.psi_warning", 0.2)),
+            refresh_seconds=float(cfg.get("dashboard.refresh_seconds")),
+            recent_window_minutes=float(cfg.get("dashboard.recent_window_minutes")),
+            fraud_rate_interval=str(cfg.get("dashboard.fraud_rate_interval")),
+            alert_rows=int(cfg.get("dashboard.alert_rows")),
+            score_bins=int(cfg.get("dashboard.score_bins")),
+            psi_warning=float(cfg.get("drift.psi_warning")),
             production_fraud_rate=float(cfg.get("train.production_fraud_rate")),
             chart_points=int(cfg.get("dashboard.chart_points")),
         )
         parse_interval(settings.fraud_rate_interval)
         if settings.score_bins < 1 or settings.alert_rows < 1 or settings.recent_window_minutes <= 0:
-            raise ConfigError("dashboard.score_bins, dashboard.alert_rows and dashboard.recent_window_minutes "
-                              "must be positive")
+            raise ConfigError(
+                "dashboard.score_bins, dashboard.alert_rows and dashboard.recent_window_minutes must be positive"
+            )
         return settings

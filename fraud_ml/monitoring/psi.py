@@ -1,16 +1,13 @@
-"""Population stability index (PSI) and the views of the ``drift`` table (pure numpy/pandas).
-"""
+"""Population stability index (PSI) and the views of the ``drift`` table (pure numpy/pandas)."""
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +33,7 @@ def bin_shares(values: Iterable[float], edges: np.ndarray) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) - 1) / v.size
 
 
-def psi(reference: Iterable[float], actual: Iterable[float], bins: int = 10,
-        edges: np.ndarray | None = None) -> float:
+def psi(reference: Iterable[float], actual: Iterable[float], bins: int = 10, edges: np.ndarray | None = None) -> float:
     """Population stability index of ``actual`` against ``reference``.
 
     PSI = sum_i (a_i - e_i) * ln(a_i / e_i) over the reference's quantile bins, with
@@ -57,13 +53,15 @@ def psi(reference: Iterable[float], actual: Iterable[float], bins: int = 10,
 
 # --- drift table views
 
+
 def drift_latest_window(drift: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Drift rows of the newest window per feature (and model version), with an ``alert`` column."""
     if drift is None or drift.empty:
         return pd.DataFrame(columns=["feature", "model_version", "psi", "rows", "alert"])
     newest = drift[drift["window_start"] == drift["window_start"].max()]
     out = newest.sort_values(["feature", "model_version"], na_position="first")[
-        ["window_start", "feature", "model_version", "psi", "rows", "reference"]].reset_index(drop=True)
+        ["window_start", "feature", "model_version", "psi", "rows", "reference"]
+    ].reset_index(drop=True)
     out["alert"] = np.where(out["psi"] > threshold, "PSI above threshold", "ok")
     return out
 
@@ -72,9 +70,13 @@ def drift_over_time(drift: pd.DataFrame) -> pd.DataFrame:
     """Wide frame for charts: index window_start, one column per feature / ``probability (vN)``."""
     if drift is None or drift.empty:
         return pd.DataFrame()
-    series = np.where(drift["model_version"].isna(), drift["feature"],
-                      drift["feature"] + " (v" + drift["model_version"].astype(str) + ")")
-    return drift.assign(series=series).pivot_table(index="window_start", columns="series", values="psi",
-                                                   aggfunc="mean").sort_index()
-
-
+    series = np.where(
+        drift["model_version"].isna(),
+        drift["feature"],
+        drift["feature"] + " (v" + drift["model_version"].astype(str) + ")",
+    )
+    return (
+        drift.assign(series=series)
+        .pivot_table(index="window_start", columns="series", values="psi", aggfunc="mean")
+        .sort_index()
+    )

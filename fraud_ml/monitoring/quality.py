@@ -4,20 +4,18 @@ Conventions: quality metrics use rows whose replayed ``label`` is not null; the 
 is the last ``N`` minutes up to the newest scored batch (not the wall clock, so a stopped stream
 still shows its last window).
 """
+
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from fraud_ml.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +123,22 @@ def batch_aggregates(rows: pd.DataFrame) -> pd.DataFrame:
     known = label.notna()
     y = label.fillna(-1).astype("int64")
     d = rows["decision"].fillna(0).astype("int64")
-    frame = pd.DataFrame({
-        "query_id": query_ids(rows),
-        "batch_id": rows["batch_id"].astype("int64"),
-        "scored_at": rows["scored_at"],
-        "rows": 1,
-        "flagged": (d == 1).astype("int64"),
-        "labeled": known.astype("int64"),
-        "frauds": (y == 1).astype("int64"),
-        "tp": ((d == 1) & (y == 1)).astype("int64"),
-        "fp": ((d == 1) & (y == 0)).astype("int64"),
-        "fn": ((d == 0) & (y == 1)).astype("int64"),
-        "tn": ((d == 0) & (y == 0)).astype("int64"),
-        EXPECTED_COLUMN: rows["probability"].astype("float64").fillna(0.0),
-    })
+    frame = pd.DataFrame(
+        {
+            "query_id": query_ids(rows),
+            "batch_id": rows["batch_id"].astype("int64"),
+            "scored_at": rows["scored_at"],
+            "rows": 1,
+            "flagged": (d == 1).astype("int64"),
+            "labeled": known.astype("int64"),
+            "frauds": (y == 1).astype("int64"),
+            "tp": ((d == 1) & (y == 1)).astype("int64"),
+            "fp": ((d == 1) & (y == 0)).astype("int64"),
+            "fn": ((d == 0) & (y == 1)).astype("int64"),
+            "tn": ((d == 0) & (y == 0)).astype("int64"),
+            EXPECTED_COLUMN: rows["probability"].astype("float64").fillna(0.0),
+        }
+    )
     return _group_aggregates(frame)
 
 
@@ -156,7 +156,8 @@ def _group_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
     spec = {"scored_at": "min", **{c: "sum" for c in COUNT_COLUMNS}, EXPECTED_COLUMN: "sum"}
     out = frame.groupby(BATCH_KEY, as_index=False, sort=False).agg(spec)
     return out.sort_values(["scored_at", "batch_id"], kind="stable")[
-        [*BATCH_KEY, "scored_at", *COUNT_COLUMNS, EXPECTED_COLUMN]].reset_index(drop=True)
+        [*BATCH_KEY, "scored_at", *COUNT_COLUMNS, EXPECTED_COLUMN]
+    ].reset_index(drop=True)
 
 
 def empty_aggregates() -> pd.DataFrame:
@@ -220,8 +221,9 @@ def fraud_rate_per_interval(agg: pd.DataFrame, interval: str) -> pd.DataFrame:
     """
     delta = parse_interval(interval)
     if agg is None or agg.empty:
-        return pd.DataFrame(columns=["transactions", "flagged", "frauds", "labeled", "fraud_rate", "flag_rate",
-                                     "expected_fraud_rate"])
+        return pd.DataFrame(
+            columns=["transactions", "flagged", "frauds", "labeled", "fraud_rate", "flag_rate", "expected_fraud_rate"]
+        )
     frame = agg.assign(interval_start=agg["scored_at"].dt.floor(delta))
     grouped = frame.groupby("interval_start")[["rows", "flagged", "frauds", "labeled"]].sum()
     expected = frame.groupby("interval_start")[EXPECTED_COLUMN].sum()
@@ -230,10 +232,10 @@ def fraud_rate_per_interval(agg: pd.DataFrame, interval: str) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         out["fraud_rate"] = (out["frauds"] / out["labeled"]).where(out["labeled"] > 0)
         out["flag_rate"] = (out["flagged"] / out["transactions"]).where(out["transactions"] > 0)
-        out["expected_fraud_rate"] = (expected.reindex(full, fill_value=0.0) / out["transactions"]) \
-            .where(out["transactions"] > 0)
+        out["expected_fraud_rate"] = (expected.reindex(full, fill_value=0.0) / out["transactions"]).where(
+            out["transactions"] > 0
+        )
     return out
-
 
 
 # --- score distribution
@@ -260,12 +262,18 @@ def score_histogram_frame(counts: np.ndarray, bins: int) -> pd.DataFrame:
     for name, row in zip(("legit (0)", "fraud (1)", "unlabeled"), counts):
         total = row.sum()
         for i, n in enumerate(row):
-            rows.append({"bin_start": edges[i], "bin": f"{edges[i]:.2f}-{edges[i + 1]:.2f}", "class": name,
-                         "count": int(n), "share": (n / total) if total else 0.0})
+            rows.append(
+                {
+                    "bin_start": edges[i],
+                    "bin": f"{edges[i]:.2f}-{edges[i + 1]:.2f}",
+                    "class": name,
+                    "count": int(n),
+                    "share": (n / total) if total else 0.0,
+                }
+            )
     frame = pd.DataFrame(rows)
     present = [name for name, row in zip(("legit (0)", "fraud (1)", "unlabeled"), counts) if row.sum() > 0]
     return frame[frame["class"].isin(present)].reset_index(drop=True)
-
 
 
 # --- alerts
@@ -273,8 +281,7 @@ def latest_alerts(flagged: pd.DataFrame, n: int) -> pd.DataFrame:
     """The ``n`` most recent flagged rows (newest batch first, then highest probability)."""
     if flagged is None or flagged.empty:
         return flagged
-    ordered = flagged.sort_values(["scored_at", "batch_id", "probability"], ascending=[False, False, False],
-                                  kind="stable")
+    ordered = flagged.sort_values(
+        ["scored_at", "batch_id", "probability"], ascending=[False, False, False], kind="stable"
+    )
     return ordered.head(int(n)).reset_index(drop=True)
-
-

@@ -14,6 +14,7 @@ Every result also holds the raw XGBoost ceiling (``inplace_predict`` on all core
 per-message pyfunc baseline (one call per transaction, the original design), and ratios to
 each line. The last line printed is one JSON object.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import psutil
 import xgboost as xgb
 
 from fraud_ml.config import Config
 from fraud_ml.errors import KafkaUnavailableError
+from fraud_ml.features import feature_matrix
 from fraud_ml.io.kafka import check_reachable, create_topic
 from fraud_ml.io.mlflow import load_verified, setup_mlflow
 from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
@@ -55,15 +56,15 @@ class BenchOptions:
     """What one benchmark run does."""
 
     mode: str = "capacity"
-    backlog: int = 1_000_000          # capacity: transactions pre-loaded before the lines start
-    offered_tps: float = 1000.0       # latency / realtime: offered load
-    warmup_s: float = 15.0            # latency: seconds of load before measuring
-    duration_s: float = 40.0          # latency: measured seconds
-    trees: int = 300                  # size of the benchmark model
-    baseline_rows: int = 2000         # rows for the per-message baseline
-    ceiling_rows: int = 200_000       # rows for the raw scoring ceiling
-    fuzz_messages: int = 100_000      # fuzz: messages pushed
-    lines: tuple[str, ...] = LINES    # which lines to run (capacity: all four; latency: stream, peer)
+    backlog: int = 1_000_000  # capacity: transactions pre-loaded before the lines start
+    offered_tps: float = 1000.0  # latency / realtime: offered load
+    warmup_s: float = 15.0  # latency: seconds of load before measuring
+    duration_s: float = 40.0  # latency: measured seconds
+    trees: int = 300  # size of the benchmark model
+    baseline_rows: int = 2000  # rows for the per-message baseline
+    ceiling_rows: int = 200_000  # rows for the raw scoring ceiling
+    fuzz_messages: int = 100_000  # fuzz: messages pushed
+    lines: tuple[str, ...] = LINES  # which lines to run (capacity: all four; latency: stream, peer)
 
 
 def bench_frame(n: int, seed: int = 7) -> pd.DataFrame:
@@ -82,14 +83,15 @@ def train_bench_model(cfg: Config, trees: int) -> tuple[xgb.Booster, str]:
     model.fit(frame[FEATURES], frame[LABEL])
     booster = model.get_booster()
     with mlflow.start_run(run_name=f"bench-xgboost-{trees}"), tempfile.TemporaryDirectory() as tmp:
-        champ = log_champion(booster, 0.5, cfg.get("mlflow.model_name"), cfg.get("mlflow.alias"), Path(tmp),
-                             cfg.get("train.reasons"))
+        champ = log_champion(
+            booster, 0.5, cfg.get("mlflow.model_name"), cfg.get("mlflow.alias"), Path(tmp), cfg.get("train.reasons")
+        )
     return booster, champ.model_uri
 
 
 def scoring_ceiling(booster: xgb.Booster, frame: pd.DataFrame) -> float:
     """Rows/s of booster.inplace_predict on all cores: the best any pipeline could score."""
-    x = np.ascontiguousarray(frame[FEATURES].to_numpy(np.float32))
+    x = feature_matrix(frame)
     booster.set_param({"nthread": os.cpu_count() or 1})
     booster.inplace_predict(x[:1000])
     started = time.perf_counter()
@@ -113,8 +115,9 @@ def _produce_process(cfg_dict: dict, source: str, frame_path: str, rate: float) 
     replay(frame, Config(cfg_dict, source), rate=rate)
 
 
-def run_lines(cfg: Config, lines: tuple[str, ...], expected: int, offered: dict | None = None,
-              preload=None, offer=None) -> dict[str, dict]:
+def run_lines(
+    cfg: Config, lines: tuple[str, ...], expected: int, offered: dict | None = None, preload=None, offer=None
+) -> dict[str, dict]:
     """Run each line in its own spawned process (fresh JVM), one after another, each on its own topic.
 
     ``preload(cfg)`` fills a line's topic before the line starts (capacity); ``offer(cfg)`` starts
@@ -125,10 +128,13 @@ def run_lines(cfg: Config, lines: tuple[str, ...], expected: int, offered: dict 
     for line in lines:
         topic = f"{cfg.get('kafka.topic')}-{line}"
         work = Path(tempfile.mkdtemp(prefix=f"fraud-bench-{line}-"))
-        line_cfg = cfg.with_overrides([f"kafka.topic={topic}", f"delta.root={work / 'delta'}",
-                                       f"stream.checkpoint_dir={work / 'checkpoint'}"], env={})
-        create_topic(cfg.get("kafka.bootstrap_servers"), topic, cfg.get("kafka.partitions"), 1,
-                     cfg.kafka_client_options())
+        line_cfg = cfg.with_overrides(
+            [f"kafka.topic={topic}", f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}"],
+            env={},
+        )
+        create_topic(
+            cfg.get("kafka.bootstrap_servers"), topic, cfg.get("kafka.partitions"), 1, cfg.kafka_client_options()
+        )
         if preload is not None:
             preload(line_cfg)
         outbox = spawn.Queue()
@@ -156,17 +162,25 @@ def run_lines(cfg: Config, lines: tuple[str, ...], expected: int, offered: dict 
 def add_scratch_arguments(parser) -> None:
     """``--workdir`` and ``--use-running-broker``, shared by jobs/bench.py and jobs/soak.py."""
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
-    parser.add_argument("--use-running-broker", action="store_true",
-                        help="use the broker on kafka.bootstrap_servers instead of starting one")
+    parser.add_argument(
+        "--use-running-broker",
+        action="store_true",
+        help="use the broker on kafka.bootstrap_servers instead of starting one",
+    )
 
 
 def scratch_overrides(workdir: str | None, use_running_broker: bool) -> list[str]:
     """Scratch locations so a benchmark never touches the user's tables, checkpoint or registry."""
     work = Path(workdir or tempfile.mkdtemp(prefix="fraud-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    overrides = [f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}",
-                 f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", f"mlflow.artifact_location={work / 'artifacts'}",
-                 "mlflow.model_name=bench-xgboost", f"kafka.topic=bench-{uuid.uuid4().hex[:8]}"]
+    overrides = [
+        f"delta.root={work / 'delta'}",
+        f"stream.checkpoint_dir={work / 'checkpoint'}",
+        f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+        f"mlflow.artifact_location={work / 'artifacts'}",
+        "mlflow.model_name=bench-xgboost",
+        f"kafka.topic=bench-{uuid.uuid4().hex[:8]}",
+    ]
     if not use_running_broker:  # nothing listens on port 1: the benchmark starts its own broker
         overrides.append("kafka.bootstrap_servers=127.0.0.1:1")
     return overrides
@@ -178,9 +192,13 @@ def scratch_broker(cfg: Config) -> tuple[LocalKafkaBroker | None, Config]:
         check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
         return None, cfg
     except KafkaUnavailableError:
-        broker = LocalKafkaBroker(jars_dir=Path(cfg.get("kafka.local.jars_dir")),
-                                  data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")), port=free_port(),
-                                  controller_port=free_port(), heap="1g").start()
+        broker = LocalKafkaBroker(
+            jars_dir=Path(cfg.get("kafka.local.jars_dir")),
+            data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")),
+            port=free_port(),
+            controller_port=free_port(),
+            heap="1g",
+        ).start()
         return broker, cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
 
 
@@ -204,12 +222,19 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
             result.update(_latency(cfg, options))
         else:
             result.update(_fuzz(cfg, options))
-        result.update(scoring_ceiling_tps=ceiling, per_message_baseline_tps=baseline, model_trees=options.trees,
-                      kafka_partitions=cfg.get("kafka.partitions"), reader=cfg.get("stream.reader"),
-                      udf=cfg.get("stream.udf"), max_offsets_per_trigger=cfg.get("stream.max_offsets_per_trigger"),
-                      trigger_interval=cfg.get("stream.trigger_interval"), deduplicate=cfg.get("stream.deduplicate"),
-                      machine=f"{platform.machine()} {psutil.cpu_count()} cores "
-                              f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}")
+        result.update(
+            scoring_ceiling_tps=ceiling,
+            per_message_baseline_tps=baseline,
+            model_trees=options.trees,
+            kafka_partitions=cfg.get("kafka.partitions"),
+            reader=cfg.get("stream.reader"),
+            udf=cfg.get("stream.udf"),
+            max_offsets_per_trigger=cfg.get("stream.max_offsets_per_trigger"),
+            trigger_interval=cfg.get("stream.trigger_interval"),
+            deduplicate=cfg.get("stream.deduplicate"),
+            machine=f"{platform.machine()} {psutil.cpu_count()} cores "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}",
+        )
         if result.get("throughput_tps"):
             result["ratio_to_ceiling"] = result["throughput_tps"] / ceiling
             result["ratio_to_baseline"] = result["throughput_tps"] / baseline
@@ -224,18 +249,26 @@ def _capacity(cfg: Config, options: BenchOptions) -> dict:
 
     def preload(line_cfg: Config) -> None:
         produced = replay(frame, line_cfg, rate=0)
-        log.info("pre-loaded %d transactions into %s in %.1fs", produced.sent, line_cfg.get("kafka.topic"),
-                 produced.seconds)
+        log.info(
+            "pre-loaded %d transactions into %s in %.1fs", produced.sent, line_cfg.get("kafka.topic"), produced.seconds
+        )
 
     lines = run_lines(cfg, options.lines, options.backlog, preload=preload)
     stream = lines.get("stream", {})
-    out = {"offered_tps": None, "backlog": options.backlog, "throughput_tps": stream.get("throughput_tps"),
-           "latency_p50_ms": None, "latency_p99_ms": None,
-           "floor_tps": lines.get("floor", {}).get("throughput_tps"),
-           "read_floor_tps": lines.get("read_floor", {}).get("throughput_tps"),
-           "peer_tps": lines.get("peer", {}).get("throughput_tps"), "peer_latency_p50_ms": None,
-           "stream_peak_rss_mib": stream.get("peak_rss_mib"), "stream_cpu_mean_pct": stream.get("cpu_mean_pct"),
-           "lines": lines}
+    out = {
+        "offered_tps": None,
+        "backlog": options.backlog,
+        "throughput_tps": stream.get("throughput_tps"),
+        "latency_p50_ms": None,
+        "latency_p99_ms": None,
+        "floor_tps": lines.get("floor", {}).get("throughput_tps"),
+        "read_floor_tps": lines.get("read_floor", {}).get("throughput_tps"),
+        "peer_tps": lines.get("peer", {}).get("throughput_tps"),
+        "peer_latency_p50_ms": None,
+        "stream_peak_rss_mib": stream.get("peak_rss_mib"),
+        "stream_cpu_mean_pct": stream.get("cpu_mean_pct"),
+        "lines": lines,
+    }
     for name, key in (("floor", "ratio_to_floor"), ("read_floor", "ratio_to_read_floor"), ("peer", "ratio_to_peer")):
         ref = out.get(f"{name}_tps")
         out[key] = out["throughput_tps"] / ref if out["throughput_tps"] and ref else None
@@ -254,8 +287,9 @@ def _latency(cfg: Config, options: BenchOptions) -> dict:
         # the first warmup_s seconds of it are not measured.
         replay(bench_frame(warm, seed=5), line_cfg, rate=0)
         time.sleep(5)
-        producer = spawn.Process(target=_produce_process,
-                                 args=(line_cfg.as_dict(), line_cfg.source, str(frame_path), options.offered_tps))
+        producer = spawn.Process(
+            target=_produce_process, args=(line_cfg.as_dict(), line_cfg.source, str(frame_path), options.offered_tps)
+        )
         producer.start()
         return producer
 
@@ -266,47 +300,77 @@ def _latency(cfg: Config, options: BenchOptions) -> dict:
         offered = {"warmup_s": options.warmup_s + 5}
         lines.update(run_lines(cfg, (line,), warm + total, offered, offer=offer))
     stream, peer = lines.get("stream", {}), lines.get("peer", {})
-    return {"offered_tps": options.offered_tps, "warmup_s": options.warmup_s, "duration_s": options.duration_s,
-            "throughput_tps": stream.get("throughput_tps"), "latency_p50_ms": stream.get("latency_p50_ms"),
-            "latency_p99_ms": stream.get("latency_p99_ms"), "floor_tps": None, "ratio_to_floor": None,
-            "peer_tps": None, "peer_latency_p50_ms": peer.get("latency_p50_ms"),
-            "peer_latency_p99_ms": peer.get("latency_p99_ms"), "stream_peak_rss_mib": stream.get("peak_rss_mib"),
-            "stream_cpu_mean_pct": stream.get("cpu_mean_pct"), "lines": lines}
+    return {
+        "offered_tps": options.offered_tps,
+        "warmup_s": options.warmup_s,
+        "duration_s": options.duration_s,
+        "throughput_tps": stream.get("throughput_tps"),
+        "latency_p50_ms": stream.get("latency_p50_ms"),
+        "latency_p99_ms": stream.get("latency_p99_ms"),
+        "floor_tps": None,
+        "ratio_to_floor": None,
+        "peer_tps": None,
+        "peer_latency_p50_ms": peer.get("latency_p50_ms"),
+        "peer_latency_p99_ms": peer.get("latency_p99_ms"),
+        "stream_peak_rss_mib": stream.get("peak_rss_mib"),
+        "stream_cpu_mean_pct": stream.get("cpu_mean_pct"),
+        "lines": lines,
+    }
 
 
 def _fuzz(cfg: Config, options: BenchOptions) -> dict:
     from fraud_ml.io.delta import accounted_rows, open_table
     from fraud_ml.io.spark import build_spark
-    from fraud_ml.ops.bench_lines import wait_until
     from fraud_ml.ops.fuzzing import fuzzed_messages
+    from fraud_ml.ops.waiting import wait_until
     from fraud_ml.streaming.producer import send_raw
     from fraud_ml.streaming.query import start_stream
 
-    create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"), 1,
-                 cfg.kafka_client_options())
+    create_topic(
+        cfg.get("kafka.bootstrap_servers"),
+        cfg.get("kafka.topic"),
+        cfg.get("kafka.partitions"),
+        1,
+        cfg.kafka_client_options(),
+    )
     messages, good_ids = fuzzed_messages(options.fuzz_messages, seed=20261201, event_time_ms=int(time.time() * 1000))
     spark = build_spark(cfg, "fraud-ml-bench-fuzz")
     stream = start_stream(spark, cfg, available_now=False)
     started = time.monotonic()
     try:
         send_raw(messages, cfg)
-        wait_until(lambda: accounted_rows(cfg.table_path("batch_metrics")) >= len(messages), 3600,
-                   "every fuzzed message in Delta", stream.exception)
+        wait_until(
+            lambda: accounted_rows(cfg.table_path("batch_metrics")) >= len(messages),
+            3600,
+            "every fuzzed message in Delta",
+            stream.exception,
+        )
         alive = stream.is_active and stream.exception() is None
     finally:
         stream.stop()
     preds = open_table(cfg.table_path("predictions")).to_pandas(columns=[ID_COL, "kafka_partition", "kafka_offset"])
-    quarantine = open_table(cfg.table_path("quarantine")).to_pandas(columns=["kafka_partition", "kafka_offset",
-                                                                             "reason"])
-    coordinates = set(zip(preds["kafka_partition"], preds["kafka_offset"])) | \
-        set(zip(quarantine["kafka_partition"], quarantine["kafka_offset"]))
+    quarantine = open_table(cfg.table_path("quarantine")).to_pandas(
+        columns=["kafka_partition", "kafka_offset", "reason"]
+    )
+    coordinates = set(zip(preds["kafka_partition"], preds["kafka_offset"])) | set(
+        zip(quarantine["kafka_partition"], quarantine["kafka_offset"])
+    )
     kinds = quarantine["reason"].str.replace(r"[:(].*$", "", regex=True).str.strip().value_counts()
-    return {"sent": len(messages), "scored": len(preds), "quarantined": len(quarantine),
-            "each_exactly_once": len(coordinates) == len(preds) + len(quarantine) == len(messages),
-            "good_ids_all_scored": good_ids <= set(preds[ID_COL]), "ids_unique": bool(preds[ID_COL].is_unique),
-            "query_alive": alive, "seconds": time.monotonic() - started,
-            "reasons": {k: int(v) for k, v in kinds.items()}, "throughput_tps": None, "latency_p50_ms": None,
-            "latency_p99_ms": None, "offered_tps": None}
+    return {
+        "sent": len(messages),
+        "scored": len(preds),
+        "quarantined": len(quarantine),
+        "each_exactly_once": len(coordinates) == len(preds) + len(quarantine) == len(messages),
+        "good_ids_all_scored": good_ids <= set(preds[ID_COL]),
+        "ids_unique": bool(preds[ID_COL].is_unique),
+        "query_alive": alive,
+        "seconds": time.monotonic() - started,
+        "reasons": {k: int(v) for k, v in kinds.items()},
+        "throughput_tps": None,
+        "latency_p50_ms": None,
+        "latency_p99_ms": None,
+        "offered_tps": None,
+    }
 
 
 def _realtime(cfg: Config, options: BenchOptions) -> dict:
@@ -314,8 +378,13 @@ def _realtime(cfg: Config, options: BenchOptions) -> dict:
     from fraud_ml.ops.bench_realtime import realtime_alerts_latency
 
     spark = build_spark(cfg, "fraud-ml-bench-realtime")
-    create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"), 1,
-                 cfg.kafka_client_options())
+    create_topic(
+        cfg.get("kafka.bootstrap_servers"),
+        cfg.get("kafka.topic"),
+        cfg.get("kafka.partitions"),
+        1,
+        cfg.kafka_client_options(),
+    )
     result: dict = {"offered_tps": options.offered_tps, "throughput_tps": None}
     for variant in ("jvm_projection", "pandas_udf"):
         result[variant] = realtime_alerts_latency(spark, cfg, variant, options)
@@ -325,6 +394,7 @@ def _realtime(cfg: Config, options: BenchOptions) -> dict:
 
 def format_result(result: dict) -> str:
     """Human-readable lines followed by the JSON line."""
-    lines = [f"{k:>26}: {v:,.1f}" if isinstance(v, float) else f"{k:>26}: {v}" for k, v in result.items()
-             if k != "lines"]
+    lines = [
+        f"{k:>26}: {v:,.1f}" if isinstance(v, float) else f"{k:>26}: {v}" for k, v in result.items() if k != "lines"
+    ]
     return "\n".join(lines + [json.dumps(result, default=str)])

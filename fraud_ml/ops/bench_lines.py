@@ -14,6 +14,7 @@ Spark lines take throughput from the query's progress reports (rows of the batch
 the first / from the second batch's trigger to the last one's end); latency comes from the
 tables: a row's Delta commit minus its Kafka timestamp.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,6 +32,7 @@ import psutil
 from fraud_ml.config import Config
 from fraud_ml.io.delta import accounted_rows, open_table
 from fraud_ml.ops.report import row_latencies_ms
+from fraud_ml.ops.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,10 @@ class ResourceSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         samples = self.cpu_samples[2:] or self.cpu_samples  # first readings of cpu_percent are 0
-        return {"cpu_mean_pct": float(np.mean(samples)) if samples else None,
-                "peak_rss_mib": self.peak_rss_bytes / 2**20}
+        return {
+            "cpu_mean_pct": float(np.mean(samples)) if samples else None,
+            "peak_rss_mib": self.peak_rss_bytes / 2**20,
+        }
 
 
 def progress_throughput(progress: list[dict]) -> dict:
@@ -91,21 +95,12 @@ def progress_throughput(progress: list[dict]) -> dict:
     last = batches[-1]
     end = pd.Timestamp(last["timestamp"]) + pd.Timedelta(milliseconds=last["durationMs"]["triggerExecution"])
     rows = sum(p["numInputRows"] for p in batches)
-    return {"throughput_tps": rows / (end - start).total_seconds(), "batches": len(batches),
-            "batch_ms_p50": float(np.median([p["durationMs"]["triggerExecution"] for p in batches])),
-            "measured_rows": int(rows)}
-
-
-def wait_until(predicate, timeout_s: float, what: str, failed=lambda: None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        error = failed()
-        if error is not None:
-            raise RuntimeError(f"{what}: {error}")
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    return {
+        "throughput_tps": rows / (end - start).total_seconds(),
+        "batches": len(batches),
+        "batch_ms_p50": float(np.median([p["durationMs"]["triggerExecution"] for p in batches])),
+        "measured_rows": int(rows),
+    }
 
 
 # ----------------------------------------------------------------------------- lines
@@ -118,8 +113,12 @@ def stream_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict
     stream = start_stream(spark, cfg, available_now=False)
     measure_from = ready()
     try:
-        wait_until(lambda: accounted_rows(cfg.table_path("batch_metrics")) >= expected, 3600,
-                   "the stream to commit every message", stream.exception)
+        wait_until(
+            lambda: accounted_rows(cfg.table_path("batch_metrics")) >= expected,
+            3600,
+            "the stream to commit every message",
+            stream.exception,
+        )
         out = progress_throughput(stream.query.recentProgress) if offered is None else {}
     finally:
         stream.stop()
@@ -140,17 +139,24 @@ def stream_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict
 def spark_floor_line(cfg: Config, expected: int, sink: str) -> dict:
     """Spark's Kafka source into Delta (raw key/value/timestamp) or into ``noop``, same trigger and batch size."""
     from fraud_ml.io.spark import build_spark
-    from fraud_ml.streaming.query import read_kafka_stream
+    from fraud_ml.streaming.batch_scoring import read_kafka_stream
 
     spark = build_spark(cfg, f"fraud-ml-bench-{sink}")
     work = Path(tempfile.mkdtemp(prefix=f"bench-{sink}-"))
-    writer = (read_kafka_stream(spark, cfg).select("key", "value", "timestamp").writeStream
-              .option("checkpointLocation", str(work / "checkpoint"))
-              .trigger(processingTime=cfg.get("stream.trigger_interval")))
+    writer = (
+        read_kafka_stream(spark, cfg)
+        .select("key", "value", "timestamp")
+        .writeStream.option("checkpointLocation", str(work / "checkpoint"))
+        .trigger(processingTime=cfg.get("stream.trigger_interval"))
+    )
     query = writer.format("delta").start(str(work / "raw")) if sink == "delta" else writer.format("noop").start()
     try:
-        wait_until(lambda: sum(p["numInputRows"] for p in query.recentProgress) >= expected, 3600,
-                   f"the {sink} floor to read every message", query.exception)
+        wait_until(
+            lambda: sum(p["numInputRows"] for p in query.recentProgress) >= expected,
+            3600,
+            f"the {sink} floor to read every message",
+            query.exception,
+        )
         return progress_throughput(query.recentProgress)
     finally:
         query.stop()
@@ -170,10 +176,16 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
     booster = load_verified(resolve_alias(cfg)[1]).unwrap_python_model().booster
     booster.set_param({"nthread": os.cpu_count() or 1})
     limits = ValidationLimits.from_config(cfg)
-    consumer = Consumer({"bootstrap.servers": cfg.get("kafka.bootstrap_servers"), "group.id": f"peer-{time.time()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         **{str(k): str(v) for k, v in (cfg.get("stream.librdkafka_options") or {}).items()},
-                         **cfg.kafka_client_options()})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cfg.get("kafka.bootstrap_servers"),
+            "group.id": f"peer-{time.time()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **{str(k): str(v) for k, v in (cfg.get("stream.librdkafka_options") or {}).items()},
+            **cfg.kafka_client_options(),
+        }
+    )
     consumer.subscribe([cfg.get("kafka.topic")])
     path = str(Path(tempfile.mkdtemp(prefix="bench-peer-")) / "predictions")
     measure_from_ms = ready().timestamp() * 1000
@@ -188,8 +200,13 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
         valid = decoded[REASON].isna().to_numpy()
         x = np.ascontiguousarray(decoded.loc[valid, FEATURES].to_numpy(np.float32))
         probability = booster.inplace_predict(x) if len(x) else np.empty(0)
-        write_deltalake(path, pa.table({ID_COL: decoded.loc[valid, ID_COL].to_numpy(object),
-                                        "probability": probability.astype(np.float64)}), mode="append")
+        write_deltalake(
+            path,
+            pa.table(
+                {ID_COL: decoded.loc[valid, ID_COL].to_numpy(object), "probability": probability.astype(np.float64)}
+            ),
+            mode="append",
+        )
         consumer.commit(asynchronous=False)
         if offered is not None:
             committed_ms = time.time() * 1000
@@ -206,8 +223,12 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
 
 def _latency(values: np.ndarray) -> dict:
     pct = (lambda q: float(np.percentile(values, q))) if len(values) else (lambda q: None)
-    return {"latency_p50_ms": pct(50), "latency_p90_ms": pct(90), "latency_p99_ms": pct(99),
-            "latency_max_ms": float(values.max()) if len(values) else None}
+    return {
+        "latency_p50_ms": pct(50),
+        "latency_p90_ms": pct(90),
+        "latency_p99_ms": pct(99),
+        "latency_max_ms": float(values.max()) if len(values) else None,
+    }
 
 
 def run_line(line: str, cfg_dict: dict, cfg_source: str, expected: int, offered: dict | None, results) -> None:
@@ -227,12 +248,15 @@ def run_line(line: str, cfg_dict: dict, cfg_source: str, expected: int, offered:
         if line == "stream":
             result = stream_line(cfg, expected, offered, ready if offered is not None else lambda: None)
         elif line == "peer":
-            result = peer_line(cfg, expected, offered, ready if offered is not None else
-                               lambda: pd.Timestamp.now(tz="UTC"))
+            result = peer_line(
+                cfg, expected, offered, ready if offered is not None else lambda: pd.Timestamp.now(tz="UTC")
+            )
         else:
             result = spark_floor_line(cfg, expected, "delta" if line == "floor" else "noop")
         result.update(sampler.stop())
         results.put(("result", result))
     except BaseException as exc:  # the parent reports it; a line that fails must not hang the benchmark
-        results.put(("result", {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}))
+        results.put(
+            ("result", {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"})
+        )
         raise

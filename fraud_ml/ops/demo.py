@@ -3,6 +3,7 @@
 Used by ``make demo``. Everything it starts it stops again (a broker that was
 already running is left running).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,20 +16,20 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
-from deltalake import DeltaTable
 
 from fraud_ml.config import PROJECT_ROOT, Config
-from fraud_ml.errors import FraudMLError, KafkaUnavailableError
-from fraud_ml.io.delta import accounted_rows, table_rows
+from fraud_ml.errors import KafkaUnavailableError
+from fraud_ml.io.delta import accounted_rows, require_table, table_rows
 from fraud_ml.io.kafka import admin_client, check_reachable, create_topic
 from fraud_ml.io.spark import build_spark
 from fraud_ml.local.jars import resolve as resolve_jars
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
 from fraud_ml.ops.report import RunSummary, summarize
+from fraud_ml.ops.waiting import wait_until
 from fraud_ml.streaming.producer import replay, replay_frame
 from fraud_ml.streaming.query import start_stream
-from fraud_ml.training.champion import load_splits, train_champion
-from fraud_ml.training.splits import prepare_splits
+from fraud_ml.training.champion import train_champion
+from fraud_ml.training.splits import load_splits, prepare_splits
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,13 @@ class DemoOptions:
 
     @classmethod
     def from_config(cls, cfg: Config, dashboard: bool = True) -> "DemoOptions":
-        return cls(transactions=int(cfg.get("demo.transactions")), rate=float(cfg.get("demo.rate")),
-                   steady_state_after_s=float(cfg.get("demo.steady_state_after_seconds")),
-                   wait_timeout_s=float(cfg.get("demo.wait_timeout_seconds")), dashboard=dashboard)
+        return cls(
+            transactions=int(cfg.get("demo.transactions")),
+            rate=float(cfg.get("demo.rate")),
+            steady_state_after_s=float(cfg.get("demo.steady_state_after_seconds")),
+            wait_timeout_s=float(cfg.get("demo.wait_timeout_seconds")),
+            dashboard=dashboard,
+        )
 
 
 def reset_outputs(cfg: Config) -> None:
@@ -68,19 +73,20 @@ def reset_outputs(cfg: Config) -> None:
             time.sleep(0.2)
 
 
-def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query, since: float | None = None) -> float:
-    """Block until ``batch_metrics`` accounts for ``expected`` rows; return seconds to the first scored row."""
-    started, first_row_at = since or time.monotonic(), None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if query.exception() is not None:
-            raise FraudMLError(f"the streaming query failed: {str(query.exception()).splitlines()[0]}")
-        if first_row_at is None and table_rows(cfg.table_path("predictions")):
-            first_row_at = time.monotonic()
-        if first_row_at is not None and accounted_rows(cfg.table_path("batch_metrics")) >= expected:
-            return first_row_at - started
-        time.sleep(1.0)
-    raise FraudMLError(f"timed out after {timeout_s:.0f}s waiting for {expected} rows in Delta")
+def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query) -> None:
+    """Block until ``batch_metrics`` accounts for ``expected`` rows (scored or quarantined)."""
+
+    def query_failure() -> str | None:
+        error = query.exception()
+        return None if error is None else f"the streaming query failed: {str(error).splitlines()[0]}"
+
+    wait_until(
+        lambda: accounted_rows(cfg.table_path("batch_metrics")) >= expected,
+        timeout_s,
+        f"{expected} rows in Delta",
+        failed=query_failure,
+        poll_s=1.0,
+    )
 
 
 class FirstRowWatch:
@@ -117,22 +123,43 @@ def _config_args(conf_path: str | None, overrides: list[str]) -> list[str]:
 
 def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) -> list[subprocess.Popen]:
     """The Streamlit dashboard on ``dashboard.address:port``, plus the drift job refreshing every minute."""
-    drift = [sys.executable, str(PROJECT_ROOT / "jobs" / "drift.py"), "--every", "60",
-             *_config_args(conf_path, overrides)]
-    return [subprocess.Popen(dashboard_command(cfg, _config_args(conf_path, overrides)), cwd=PROJECT_ROOT),
-            subprocess.Popen(drift, cwd=PROJECT_ROOT)]
+    drift = [
+        sys.executable,
+        str(PROJECT_ROOT / "jobs" / "drift.py"),
+        "--every",
+        "60",
+        *_config_args(conf_path, overrides),
+    ]
+    return [
+        subprocess.Popen(dashboard_command(cfg, _config_args(conf_path, overrides)), cwd=PROJECT_ROOT),
+        subprocess.Popen(drift, cwd=PROJECT_ROOT),
+    ]
 
 
 def dashboard_command(cfg: Config, config_args: list[str]) -> list[str]:
     """``streamlit run dashboard/app.py`` bound to ``dashboard.address`` and ``dashboard.port``."""
-    return [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-            "--server.headless", "true", "--server.address", str(cfg.get("dashboard.address")),
-            "--server.port", str(cfg.get("dashboard.port")), "--browser.gatherUsageStats", "false",
-            "--", *config_args]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "dashboard" / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        str(cfg.get("dashboard.address")),
+        "--server.port",
+        str(cfg.get("dashboard.port")),
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        *config_args,
+    ]
 
 
-def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
-             overrides: list[str] | None = None) -> RunSummary:
+def run_demo(
+    cfg: Config, options: DemoOptions, conf_path: str | None = None, overrides: list[str] | None = None
+) -> RunSummary:
     """Run the end-to-end demo and return its summary."""
     t0 = time.monotonic()
     resolve_jars()
@@ -153,38 +180,62 @@ def run_demo(cfg: Config, options: DemoOptions, conf_path: str | None = None,
         if not cfg.get("data.input"):
             log.warning("DEMO DATA IS SYNTHETIC (generated with the Kaggle schema): metrics are not real-world results")
         result = train_champion(load_splits(spark, cfg), cfg)
-        create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"),
-                     cfg.get("kafka.replication_factor"), cfg.kafka_client_options())
+        create_topic(
+            cfg.get("kafka.bootstrap_servers"),
+            cfg.get("kafka.topic"),
+            cfg.get("kafka.partitions"),
+            cfg.get("kafka.replication_factor"),
+            cfg.kafka_client_options(),
+        )
         query = start_stream(spark, cfg, available_now=False)
         split = cfg.get("producer.split")
-        frame = replay_frame(DeltaTable(cfg.table_path(split)).to_pandas(), options.transactions)
-        log.info("replaying %d transactions from the %s split (%d rows) at %s", len(frame), split,
-                 counts.get(split, {}).get("rows", 0), f"{options.rate:g} tx/s" if options.rate else "full speed")
+        frame = replay_frame(
+            require_table(cfg.table_path(split), "prepare the splits first").to_pandas(), options.transactions
+        )
+        log.info(
+            "replaying %d transactions from the %s split (%d rows) at %s",
+            len(frame),
+            split,
+            counts.get(split, {}).get("rows", 0),
+            f"{options.rate:g} tx/s" if options.rate else "full speed",
+        )
         t_replay, replay_began = time.monotonic(), pd.Timestamp.now(tz="UTC")
         first_row = FirstRowWatch(cfg, t_replay).start()
         replay(frame, cfg, rate=options.rate)
-        wait_for_rows(cfg, len(frame), options.wait_timeout_s, query, since=t_replay)
+        wait_for_rows(cfg, len(frame), options.wait_timeout_s, query)
         t_first = first_row.stop()
-        predictions = DeltaTable(cfg.table_path("predictions")).to_pandas(
-            columns=["query_id", "transaction_id", "decision", "label", "batch_id", "kafka_timestamp"])
-        metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas()
+        predictions = require_table(cfg.table_path("predictions"), "the stream writes it").to_pandas(
+            columns=["query_id", "transaction_id", "decision", "label", "batch_id", "kafka_timestamp"]
+        )
+        metrics = require_table(cfg.table_path("batch_metrics"), "the stream writes it").to_pandas()
         steady_from = replay_began + pd.Timedelta(seconds=options.steady_state_after_s)
-        summary = summarize(predictions, metrics, quarantined=table_rows(cfg.table_path("quarantine")),
-                            latency_from=steady_from)
+        summary = summarize(
+            predictions, metrics, quarantined=table_rows(cfg.table_path("quarantine")), latency_from=steady_from
+        )
         data_kind = f"REAL data from {cfg.get('data.input')}" if cfg.get("data.input") else "SYNTHETIC demo data"
         print("\n=== fraud-ml demo summary (" + data_kind + ") ===")
-        print(f"champion           {result.champion.model_uri if result.champion else '-'} "
-              f"(test AP {result.metrics['average_precision']:.3f}, threshold {result.threshold:.3f})")
+        print(
+            f"champion           {result.champion.model_uri if result.champion else '-'} "
+            f"(test AP {result.metrics['average_precision']:.3f}, threshold {result.threshold:.3f})"
+        )
         for line in summary.lines():
-            print(line.replace("latency (Kafka ts -> Delta commit)",
-                               f"latency, steady state (rows sent {options.steady_state_after_s:g} s on)"))
-        print(f"cold start         {time.monotonic() - t0:,.0f} s total; first scored row "
-              f"{t_first:,.1f} s after the replay began (replayed at "
-              f"{f'{options.rate:,.0f} tx/s' if options.rate else 'full speed'})")
+            print(
+                line.replace(
+                    "latency (Kafka ts -> Delta commit)",
+                    f"latency, steady state (rows sent {options.steady_state_after_s:g} s on)",
+                )
+            )
+        print(
+            f"cold start         {time.monotonic() - t0:,.0f} s total; first scored row "
+            f"{t_first:,.1f} s after the replay began (replayed at "
+            f"{f'{options.rate:,.0f} tx/s' if options.rate else 'full speed'})"
+        )
         if options.dashboard:
             dashboard = start_dashboard(cfg, conf_path, overrides or [])
-            print(f"\ndashboard on http://{cfg.get('dashboard.address')}:{cfg.get('dashboard.port')} — the stream keeps "
-                  "running; Ctrl-C stops all")
+            print(
+                f"\ndashboard on http://{cfg.get('dashboard.address')}:{cfg.get('dashboard.port')} — the stream keeps "
+                "running; Ctrl-C stops all"
+            )
             try:
                 while dashboard[0].poll() is None:
                     time.sleep(1)

@@ -7,6 +7,7 @@ booleans, nulls, nested containers, unicode edge cases with lone surrogates and 
 removed; repeated keys; truncation; byte flips; deep nesting; invalid UTF-8), arbitrary
 JSON values, arbitrary bytes, empty and missing values, and repeated transaction ids.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,9 +45,15 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
 
 def valid_body(rng: random.Random, tx_id: str, event_time_ms: int) -> dict:
     """A scorable transaction (bounded features, label 0/1)."""
-    return {"transaction_id": tx_id, "event_time": event_time_ms, "Time": rng.uniform(0, 172_792),
-            **{c: rng.gauss(0, 2) for c in FEATURES[1:-1]}, "Amount": round(rng.uniform(0, 500), 2),
-            "label": int(rng.random() < 0.01), "source": "fuzz"}
+    return {
+        "transaction_id": tx_id,
+        "event_time": event_time_ms,
+        "Time": rng.uniform(0, 172_792),
+        **{c: rng.gauss(0, 2) for c in FEATURES[1:-1]},
+        "Amount": round(rng.uniform(0, 500), 2),
+        "label": int(rng.random() < 0.01),
+        "source": "fuzz",
+    }
 
 
 def _dumps(value: Any) -> bytes:
@@ -67,7 +74,7 @@ def mutate(rng: random.Random, body: dict) -> bytes:
         raw = raw[: rng.randrange(len(raw) + 1)]
     elif kind == 1:
         pos = rng.randrange(len(raw))
-        raw = raw[:pos] + bytes([rng.randrange(256)]) + raw[pos + 1:]
+        raw = raw[:pos] + bytes([rng.randrange(256)]) + raw[pos + 1 :]
     elif kind == 2:
         raw = raw[:-1] + b', "' + rng.choice(FIELDS).encode() + b'": ' + _dumps(_value(rng)) + b"}"
     elif kind == 3:
@@ -78,8 +85,9 @@ def mutate(rng: random.Random, body: dict) -> bytes:
     return raw
 
 
-def fuzzed_messages(n: int, seed: int, event_time_ms: int, good_share: float = 0.5,
-                    id_prefix: str = "fz") -> tuple[list[tuple[bytes | None, bytes | None]], set[str]]:
+def fuzzed_messages(
+    n: int, seed: int, event_time_ms: int, good_share: float = 0.5, id_prefix: str = "fz"
+) -> tuple[list[tuple[bytes | None, bytes | None]], set[str]]:
     """``n`` (key, value) pairs and the ids of the distinct valid transactions among them.
 
     About ``good_share`` are valid messages (one in 20 of those repeats an earlier id);
@@ -105,8 +113,12 @@ def fuzzed_messages(n: int, seed: int, event_time_ms: int, good_share: float = 0
         elif roll < good_share + (1 - good_share) * 0.8:
             out.append((tx_id.encode(), _dumps(_value(rng))))
         elif roll < good_share + (1 - good_share) * 0.95:
-            out.append((rng.choice([None, b"\xff\x00key", tx_id.encode()]), bytes(rng.randrange(256)
-                                                                                   for _ in range(rng.randrange(300)))))
+            out.append(
+                (
+                    rng.choice([None, b"\xff\x00key", tx_id.encode()]),
+                    bytes(rng.randrange(256) for _ in range(rng.randrange(300))),
+                )
+            )
         else:
             out.append((None, rng.choice([None, b""])))
     return out, ids

@@ -1,4 +1,5 @@
 """Run summary from the Delta tables: volume, quality against replayed labels, latency, throughput."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,12 @@ def row_latencies_ms(predictions: pd.DataFrame, batch_metrics: pd.DataFrame) -> 
     return (delta.dt.total_seconds() * 1000.0).dropna().to_numpy()
 
 
-def summarize(predictions: pd.DataFrame, batch_metrics: pd.DataFrame, quarantined: int = 0,
-              latency_from: pd.Timestamp | None = None) -> RunSummary:
+def summarize(
+    predictions: pd.DataFrame,
+    batch_metrics: pd.DataFrame,
+    quarantined: int = 0,
+    latency_from: pd.Timestamp | None = None,
+) -> RunSummary:
     """Summary of ``predictions`` (transaction_id, decision, label, batch_id, kafka_timestamp)
     and ``batch_metrics`` (batch_id, started_at, committed_at, rows).
 
@@ -60,20 +65,32 @@ def summarize(predictions: pd.DataFrame, batch_metrics: pd.DataFrame, quarantine
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    timed = predictions if latency_from is None else \
-        predictions[pd.to_datetime(predictions["kafka_timestamp"], utc=True) >= latency_from]
+    timed = (
+        predictions
+        if latency_from is None
+        else predictions[pd.to_datetime(predictions["kafka_timestamp"], utc=True) >= latency_from]
+    )
     latencies = row_latencies_ms(timed, batch_metrics) if len(batch_metrics) and len(timed) else np.array([])
     pct = (lambda q: float(np.percentile(latencies, q))) if latencies.size else (lambda q: float("nan"))
     if len(batch_metrics):
-        span = (pd.to_datetime(batch_metrics["committed_at"], utc=True).max()
-                - pd.to_datetime(batch_metrics["started_at"], utc=True).min()).total_seconds()
+        span = (
+            pd.to_datetime(batch_metrics["committed_at"], utc=True).max()
+            - pd.to_datetime(batch_metrics["started_at"], utc=True).min()
+        ).total_seconds()
     else:
         span = 0.0
     return RunSummary(
-        rows=len(predictions), distinct_ids=int(predictions["transaction_id"].nunique()),
-        flagged=int(predictions["decision"].sum()), actual_frauds=int((y == 1).sum()),
-        precision=precision, recall=recall, f1=f1,
-        latency_p50_ms=pct(50), latency_p95_ms=pct(95), latency_p99_ms=pct(99),
+        rows=len(predictions),
+        distinct_ids=int(predictions["transaction_id"].nunique()),
+        flagged=int(predictions["decision"].sum()),
+        actual_frauds=int((y == 1).sum()),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        latency_p50_ms=pct(50),
+        latency_p95_ms=pct(95),
+        latency_p99_ms=pct(99),
         throughput_tps=len(predictions) / span if span > 0 else float("nan"),
-        batches=int(batch_index(batch_metrics).nunique()) if len(batch_metrics) else 0, quarantined=quarantined,
+        batches=int(batch_index(batch_metrics).nunique()) if len(batch_metrics) else 0,
+        quarantined=quarantined,
     )

@@ -9,6 +9,7 @@ reports per window (10 minutes by default): batch processing p50/p99, Kafka -> D
 p50/p99, the duplicate look-back size, the RSS and the file counts at the window's end, so a
 quantity that grows with uptime shows as a trend down the table. A benchmark, never a test.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,18 +43,19 @@ LOAD_NICENESS = 19
 class SoakOptions:
     """What one soak run does."""
 
-    minutes: float = 60.0          # offered-load duration
-    window_minutes: float = 10.0   # reporting window
+    minutes: float = 60.0  # offered-load duration
+    window_minutes: float = 10.0  # reporting window
     offered_tps: float = 1000.0
-    sample_s: float = 5.0          # RSS / file-count sampling period
-    drift_every_s: float = 60.0    # drift job period
-    trees: int = 300               # size of the benchmark model
-    chunk_rows: int = 60_000       # producer: rows generated per replay call (one minute at 1,000 tx/s)
-    bad_share: float = 0.002       # fuzzed messages sent after each chunk, as a share of it
+    sample_s: float = 5.0  # RSS / file-count sampling period
+    drift_every_s: float = 60.0  # drift job period
+    trees: int = 300  # size of the benchmark model
+    chunk_rows: int = 60_000  # producer: rows generated per replay call (one minute at 1,000 tx/s)
+    bad_share: float = 0.002  # fuzzed messages sent after each chunk, as a share of it
 
 
-def produce_forever(cfg_dict: dict, source: str, rate: float, seconds: float, chunk_rows: int,
-                    bad_share: float, sent) -> None:
+def produce_forever(
+    cfg_dict: dict, source: str, rate: float, seconds: float, chunk_rows: int, bad_share: float, sent
+) -> None:
     """Producer process: fresh synthetic transactions (new ids) at ``rate`` tx/s for ``seconds``,
     and after each chunk ``bad_share`` of its size in fuzzed messages (half of them valid)."""
     from fraud_ml.logs import setup_logging
@@ -103,9 +105,11 @@ def table_files(path: str) -> dict[str, int | None]:
     """Data files in the table's snapshot, Parquet files on disk, and entries in ``_delta_log``."""
     table = open_table(path)
     root = Path(path)
-    return {"snapshot": len(table.file_uris()) if table is not None else None,
-            "on_disk": sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0,
-            "log": sum(1 for _ in (root / "_delta_log").iterdir()) if (root / "_delta_log").exists() else 0}
+    return {
+        "snapshot": len(table.file_uris()) if table is not None else None,
+        "on_disk": sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0,
+        "log": sum(1 for _ in (root / "_delta_log").iterdir()) if (root / "_delta_log").exists() else 0,
+    }
 
 
 def write_reference_split(cfg: Config) -> None:
@@ -115,8 +119,9 @@ def write_reference_split(cfg: Config) -> None:
     write_deltalake(cfg.table_path("train"), bench_frame(20_000, seed=2), mode="overwrite")
 
 
-def window_table(metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.DataFrame, start: pd.Timestamp,
-                 window: pd.Timedelta) -> pd.DataFrame:
+def window_table(
+    metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.DataFrame, start: pd.Timestamp, window: pd.Timedelta
+) -> pd.DataFrame:
     """One row per window of the run: batch time, latency, look-back, RSS and file counts at its end,
     and each process tree's peak RSS over the window's samples (``<name>_rss_peak_mib``)."""
     metrics = metrics.assign(committed_at=pd.to_datetime(metrics["committed_at"], utc=True))
@@ -132,16 +137,26 @@ def window_table(metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.D
         lat = latency[in_window].dropna()
         sample = samples[samples["at"] < hi].tail(1)
         in_samples = samples[(samples["at"] >= lo) & (samples["at"] < hi)]
-        row = {"window": f"{k * window.total_seconds() / 60:.0f}-{(k + 1) * window.total_seconds() / 60:.0f} min",
-               "batches": len(batch), "rows": int(batch["rows"].sum()),
-               "batch_p50_ms": _pct(batch["processing_ms"], 50), "batch_p99_ms": _pct(batch["processing_ms"], 99),
-               "latency_p50_ms": _pct(lat, 50), "latency_p99_ms": _pct(lat, 99),
-               "lookback_ids_max": int(batch["lookback_ids"].max()) if len(batch) else None}
+        row = {
+            "window": f"{k * window.total_seconds() / 60:.0f}-{(k + 1) * window.total_seconds() / 60:.0f} min",
+            "batches": len(batch),
+            "rows": int(batch["rows"].sum()),
+            "batch_p50_ms": _pct(batch["processing_ms"], 50),
+            "batch_p99_ms": _pct(batch["processing_ms"], 99),
+            "latency_p50_ms": _pct(lat, 50),
+            "latency_p99_ms": _pct(lat, 99),
+            "lookback_ids_max": int(batch["lookback_ids"].max()) if len(batch) else None,
+        }
         if len(sample):
             row.update({c: sample[c].iloc[0] for c in samples.columns if c != "at"})
         if len(in_samples):
-            row.update({c.replace("_rss_mib", "_rss_peak_mib"): in_samples[c].max()
-                        for c in samples.columns if c.endswith("_rss_mib")})
+            row.update(
+                {
+                    c.replace("_rss_mib", "_rss_peak_mib"): in_samples[c].max()
+                    for c in samples.columns
+                    if c.endswith("_rss_mib")
+                }
+            )
         rows.append(row)
         k += 1
     return pd.DataFrame(rows)
@@ -154,6 +169,7 @@ def _pct(values, q: float) -> float | None:
 
 def markdown(table: pd.DataFrame) -> str:
     """The window table as Markdown (numbers rounded, thousands separated)."""
+
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return "—"
@@ -171,8 +187,12 @@ def markdown(table: pd.DataFrame) -> str:
 
 def _job(script: str, conf_args: list[str], *extra: str, log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "jobs" / script), *conf_args, *extra],
-                                cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "jobs" / script), *conf_args, *extra],
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: Path) -> dict:
@@ -185,14 +205,19 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         stop_process,
     )
     from fraud_ml.ops.bench import bench_frame, train_bench_model
-    from fraud_ml.ops.bench_lines import wait_until
+    from fraud_ml.ops.waiting import wait_until
     from fraud_ml.streaming.producer import replay
 
     chromium, why_not = ensure_chromium()
     if chromium is None:
         raise RuntimeError(f"the soak keeps the dashboard open in headless Chromium: {why_not}")
-    create_topic(cfg.get("kafka.bootstrap_servers"), cfg.get("kafka.topic"), cfg.get("kafka.partitions"), 1,
-                 cfg.kafka_client_options())
+    create_topic(
+        cfg.get("kafka.bootstrap_servers"),
+        cfg.get("kafka.topic"),
+        cfg.get("kafka.partitions"),
+        1,
+        cfg.kafka_client_options(),
+    )
     train_bench_model(cfg, options.trees)
     write_reference_split(cfg)
     logs = workdir / "logs"
@@ -204,23 +229,37 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
     try:
         # A first burst warms the stream (its first batch loads the model); then the load starts.
         replay(bench_frame(2_000, seed=5), cfg, rate=0)
-        wait_until(lambda: open_table(cfg.table_path("batch_metrics")) is not None or stream.poll() is not None,
-                   300, "the stream's first batch")
+        wait_until(
+            lambda: open_table(cfg.table_path("batch_metrics")) is not None or stream.poll() is not None,
+            300,
+            "the stream's first batch",
+        )
         time.sleep(5)
         if stream.poll() is not None:
             raise RuntimeError(f"the stream exited with {stream.returncode}; see {logs / 'stream.log'}")
         seconds = options.minutes * 60
         sent = spawn.Value("q", 2_000)  # the warm-up burst, then what the producer process sends
-        producer = spawn.Process(target=produce_forever, args=(cfg.as_dict(), cfg.source, options.offered_tps,
-                                                               seconds, options.chunk_rows, options.bad_share, sent))
+        producer = spawn.Process(
+            target=produce_forever,
+            args=(cfg.as_dict(), cfg.source, options.offered_tps, seconds, options.chunk_rows, options.bad_share, sent),
+        )
         producer.start()
         started = pd.Timestamp.now(tz="UTC")
-        with StreamlitServer({}, logs / "dashboard.log", conf_args) as dashboard, \
-                Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser:
+        with (
+            StreamlitServer({}, logs / "dashboard.log", conf_args) as dashboard,
+            Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser,
+        ):
             browser.navigate(dashboard.url)
             drift = _job("drift.py", conf_args, "--every", str(options.drift_every_s), log_path=logs / "drift.log")
-            trees = {name: ProcessTree(p.pid) for name, p in (("stream", stream), ("dashboard", dashboard.proc),
-                                                                ("drift", drift), ("browser", browser.proc))}
+            trees = {
+                name: ProcessTree(p.pid)
+                for name, p in (
+                    ("stream", stream),
+                    ("dashboard", dashboard.proc),
+                    ("drift", drift),
+                    ("browser", browser.proc),
+                )
+            }
             trees["producer"] = ProcessTree(producer.pid)
             trees["harness"] = ProcessTree(os.getpid(), children=False)  # this process alone
             while producer.is_alive():
@@ -236,13 +275,20 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
                     sample[f"{table}_on_disk"] = files["on_disk"]
                     sample[f"{table}_log"] = files["log"]
                 samples.append(sample)
-                log.info("soak %.0f/%.0f min: %s", (sample["at"] - started).total_seconds() / 60, options.minutes,
-                         {k: round(v) for k, v in sample.items() if k != "at" and v is not None})
+                log.info(
+                    "soak %.0f/%.0f min: %s",
+                    (sample["at"] - started).total_seconds() / 60,
+                    options.minutes,
+                    {k: round(v) for k, v in sample.items() if k != "at" and v is not None},
+                )
                 producer.join(timeout=options.sample_s)
             dashboard_text = browser.text()
         sent_until = pd.Timestamp.now(tz="UTC")
-        wait_until(lambda: accounted_rows(cfg.table_path("batch_metrics")) >= sent.value, 600,
-                   "the stream to drain the offered load")
+        wait_until(
+            lambda: accounted_rows(cfg.table_path("batch_metrics")) >= sent.value,
+            600,
+            "the stream to drain the offered load",
+        )
     finally:
         if producer is not None and producer.is_alive():
             producer.kill()
@@ -250,14 +296,26 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         stop_process(stream, timeout=60)
     metrics = open_table(cfg.table_path("batch_metrics")).to_pandas()
     predictions = open_table(cfg.table_path("predictions")).to_pandas(
-        columns=["query_id", "batch_id", "kafka_timestamp"])
-    table = window_table(metrics, predictions, pd.DataFrame(samples), started,
-                         pd.Timedelta(minutes=options.window_minutes))
-    return {"mode": "soak", "offered_tps": options.offered_tps, "minutes": options.minutes,
-            "started": started.isoformat(), "ended": sent_until.isoformat(), "sent": sent.value,
-            "scored": len(predictions),
-            "accounted": accounted_rows(cfg.table_path("batch_metrics")),
-            "peak_rss_mib": {c.removesuffix("_rss_mib"): max(s[c] for s in samples)
-                             for c in samples[0] if c.endswith("_rss_mib")} if samples else {},
-            "dashboard_live": "Fraud" in dashboard_text, "windows": json.loads(table.to_json(orient="records")),
-            "markdown": markdown(table)}
+        columns=["query_id", "batch_id", "kafka_timestamp"]
+    )
+    table = window_table(
+        metrics, predictions, pd.DataFrame(samples), started, pd.Timedelta(minutes=options.window_minutes)
+    )
+    return {
+        "mode": "soak",
+        "offered_tps": options.offered_tps,
+        "minutes": options.minutes,
+        "started": started.isoformat(),
+        "ended": sent_until.isoformat(),
+        "sent": sent.value,
+        "scored": len(predictions),
+        "accounted": accounted_rows(cfg.table_path("batch_metrics")),
+        "peak_rss_mib": {
+            c.removesuffix("_rss_mib"): max(s[c] for s in samples) for c in samples[0] if c.endswith("_rss_mib")
+        }
+        if samples
+        else {},
+        "dashboard_live": "Fraud" in dashboard_text,
+        "windows": json.loads(table.to_json(orient="records")),
+        "markdown": markdown(table),
+    }

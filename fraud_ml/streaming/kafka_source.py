@@ -16,6 +16,7 @@ what each has waiting) and ``stream.fail_on_data_loss`` mean what they mean ther
 partitions are read from their earliest offset. Measured against Spark's Kafka source on the
 same topic: docs/performance.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,11 +58,11 @@ class SourceSettings:
     fail_on_data_loss: bool
     tasks: int
     fetch_timeout_s: float
-    records_per_batch: int                     # Arrow batch size of a task's output
-    schema_ddl: str = ""                       # the output schema (computed on the driver: planner workers stay light)
+    records_per_batch: int  # Arrow batch size of a task's output
+    schema_ddl: str = ""  # the output schema (computed on the driver: planner workers stay light)
     mode: str = "raw"
-    shipped_model: str | None = None           # score mode: fraud_ml.streaming.scoring.ship_model
-    limits: dict | None = None                 # score mode: ValidationLimits fields
+    shipped_model: str | None = None  # score mode: fraud_ml.streaming.scoring.ship_model
+    limits: dict | None = None  # score mode: ValidationLimits fields
     keep_features: tuple[str, ...] = field(default_factory=tuple)
 
     def options(self, client_options: dict[str, str]) -> dict[str, str]:
@@ -76,15 +77,22 @@ class SourceSettings:
     def from_options(cls, options) -> tuple["SourceSettings", dict[str, str]]:
         raw = json.loads(options["settings"])
         raw["keep_features"] = tuple(raw.get("keep_features") or ())
-        client = {k[len("kafka."):]: v for k, v in options.items() if k.startswith("kafka.")}
+        client = {k[len("kafka.") :]: v for k, v in options.items() if k.startswith("kafka.")}
         return cls(**raw), client
 
 
 def consumer_config(settings: SourceSettings, client_options: dict[str, str]) -> dict[str, Any]:
     """librdkafka settings of the reading consumer: assigned partitions only, no group offsets."""
-    return {"bootstrap.servers": settings.bootstrap_servers, "group.id": f"fraud-ml-reader-{settings.topic}",
-            "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "error",
-            "enable.partition.eof": False, "log_level": 0, **client_options}  # errors surface as exceptions
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": f"fraud-ml-reader-{settings.topic}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "error",
+        "enable.partition.eof": False,
+        "log_level": 0,
+        **client_options,
+    }  # errors surface as exceptions
 
 
 def _consumer(settings: SourceSettings, client_options: dict[str, str]):
@@ -107,11 +115,15 @@ def watermarks(settings: SourceSettings, client_options: dict[str, str]) -> dict
         topic = consumer.list_topics(settings.topic, timeout=settings.fetch_timeout_s).topics[settings.topic]
         if topic.error is not None:
             raise KafkaUnavailableError(f"Kafka topic {settings.topic}: {topic.error.str()}")
-        return {p: consumer.get_watermark_offsets(TopicPartition(settings.topic, p), timeout=settings.fetch_timeout_s)
-                for p in sorted(topic.partitions)}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(settings.topic, p), timeout=settings.fetch_timeout_s)
+            for p in sorted(topic.partitions)
+        }
     except KafkaException as exc:
-        raise KafkaUnavailableError(f"Kafka unreachable at {settings.bootstrap_servers} while planning a batch: "
-                                    f"{exc.args[0] if exc.args else exc}") from None
+        raise KafkaUnavailableError(
+            f"Kafka unreachable at {settings.bootstrap_servers} while planning a batch: "
+            f"{exc.args[0] if exc.args else exc}"
+        ) from None
 
 
 def initial_offsets(starting: str, marks: dict[int, tuple[int, int]], topic: str) -> dict[int, int]:
@@ -154,17 +166,21 @@ def _check_start(settings: SourceSettings, partition: int, start: int, low: int,
     """Where reading a partition can begin; StreamStateError (failOnDataLoss) if offsets were lost."""
     if low <= start <= high:
         return start
-    what = (f"offsets {start}..{low - 1} of {settings.topic}/{partition} were deleted (retention) before they were read"
-            if start < low else f"{settings.topic}/{partition} holds offsets up to {high}, the checkpoint is at {start} "
-                                "(the topic was recreated?)")
+    what = (
+        f"offsets {start}..{low - 1} of {settings.topic}/{partition} were deleted (retention) before they were read"
+        if start < low
+        else f"{settings.topic}/{partition} holds offsets up to {high}, the checkpoint is at {start} "
+        "(the topic was recreated?)"
+    )
     if settings.fail_on_data_loss:
         raise StreamStateError(f"{what}; set stream.fail_on_data_loss=false to skip what is gone")
     log.warning("%s: continuing from offset %d (stream.fail_on_data_loss=false)", what, min(max(start, low), high))
     return min(max(start, low), high)
 
 
-def read_ranges(settings: SourceSettings, client_options: dict[str, str],
-                ranges: list[tuple[int, int, int]]) -> Iterator["KafkaRecords"]:
+def read_ranges(
+    settings: SourceSettings, client_options: dict[str, str], ranges: list[tuple[int, int, int]]
+) -> Iterator["KafkaRecords"]:
     """Chunks of the records of ``(partition, start, end)`` ranges, at most ``records_per_batch`` each.
 
     One partition at a time: librdkafka keeps fetching it while the task scores what has
@@ -175,8 +191,9 @@ def read_ranges(settings: SourceSettings, client_options: dict[str, str],
             yield from _read_range(settings, client_options, p, start, end)
 
 
-def _read_range(settings: SourceSettings, client_options: dict[str, str], partition: int, start: int,
-                end: int) -> Iterator["KafkaRecords"]:
+def _read_range(
+    settings: SourceSettings, client_options: dict[str, str], partition: int, start: int, end: int
+) -> Iterator["KafkaRecords"]:
     from confluent_kafka import KafkaError, TopicPartition
 
     from fraud_ml.streaming.scoring import KafkaRecords
@@ -185,10 +202,14 @@ def _read_range(settings: SourceSettings, client_options: dict[str, str], partit
 
     def chunk(messages: list) -> KafkaRecords:
         stamps = [m.timestamp() for m in messages]
-        return KafkaRecords(values=[m.value() for m in messages], keys=[m.key() for m in messages], topics=topic,
-                            partitions=np.full(len(messages), partition, np.int32),
-                            offsets=np.fromiter((m.offset() for m in messages), np.int64, len(messages)),
-                            timestamps_us=np.array([t * 1000 if kind else -1 for kind, t in stamps], np.int64))
+        return KafkaRecords(
+            values=[m.value() for m in messages],
+            keys=[m.key() for m in messages],
+            topics=topic,
+            partitions=np.full(len(messages), partition, np.int32),
+            offsets=np.fromiter((m.offset() for m in messages), np.int64, len(messages)),
+            timestamps_us=np.array([t * 1000 if kind else -1 for kind, t in stamps], np.int64),
+        )
 
     consumer.assign([TopicPartition(topic, partition, start)])
     pending: list = []
@@ -201,8 +222,10 @@ def _read_range(settings: SourceSettings, client_options: dict[str, str], partit
                 if consumer.position([TopicPartition(topic, partition)])[0].offset >= end:
                     break
                 if time.monotonic() - idle_since > settings.fetch_timeout_s:
-                    raise KafkaUnavailableError(f"no record of {topic}/{partition} offsets {position}..{end - 1} "
-                                                f"within {settings.fetch_timeout_s:.0f}s (broker down?)")
+                    raise KafkaUnavailableError(
+                        f"no record of {topic}/{partition} offsets {position}..{end - 1} "
+                        f"within {settings.fetch_timeout_s:.0f}s (broker down?)"
+                    )
                 continue
             idle_since = time.monotonic()
             for message in messages:
@@ -226,8 +249,9 @@ def _read_range(settings: SourceSettings, client_options: dict[str, str], partit
         yield chunk(pending)
 
 
-def fetch_records(settings: SourceSettings, client_options: dict[str, str],
-                  coordinates: list[tuple[int, int]]) -> pa.Table:
+def fetch_records(
+    settings: SourceSettings, client_options: dict[str, str], coordinates: list[tuple[int, int]]
+) -> pa.Table:
     """Kafka columns of the given (partition, offset) records, read again (a rare second pass)."""
     wanted: dict[int, set[int]] = {}
     for p, o in coordinates:
@@ -240,23 +264,35 @@ def fetch_records(settings: SourceSettings, client_options: dict[str, str],
     return pa.Table.from_batches(batches, schema=KAFKA_ARROW_SCHEMA)
 
 
-KAFKA_ARROW_SCHEMA = pa.schema([("key", pa.binary()), ("value", pa.binary()), ("topic", pa.string()),
-                                ("partition", pa.int32()), ("offset", pa.int64()),
-                                ("timestamp", pa.timestamp("us", tz="UTC"))])
+KAFKA_ARROW_SCHEMA = pa.schema(
+    [
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def _kafka_batch(records: "KafkaRecords", keep: np.ndarray | None = None) -> pa.RecordBatch:
     """Kafka rows (Spark's Kafka source columns) of ``records`` (only ``keep`` of them, if given)."""
     rows = np.flatnonzero(keep) if keep is not None else np.arange(len(records.values))
     stamps = records.timestamps_us[rows]
-    return pa.RecordBatch.from_pydict({
-        "key": pa.array([records.keys[i] for i in rows], pa.binary()),
-        "value": pa.array([records.values[i] for i in rows], pa.binary()),
-        "topic": pa.array([records.topics if isinstance(records.topics, str) else records.topics[i] for i in rows],
-                          pa.string()),
-        "partition": pa.array(records.partitions[rows]), "offset": pa.array(records.offsets[rows]),
-        "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC"), mask=stamps < 0),
-    }, schema=KAFKA_ARROW_SCHEMA)
+    return pa.RecordBatch.from_pydict(
+        {
+            "key": pa.array([records.keys[i] for i in rows], pa.binary()),
+            "value": pa.array([records.values[i] for i in rows], pa.binary()),
+            "topic": pa.array(
+                [records.topics if isinstance(records.topics, str) else records.topics[i] for i in rows], pa.string()
+            ),
+            "partition": pa.array(records.partitions[rows]),
+            "offset": pa.array(records.offsets[rows]),
+            "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC"), mask=stamps < 0),
+        },
+        schema=KAFKA_ARROW_SCHEMA,
+    )
 
 
 class RangesPartition(InputPartition):
@@ -311,8 +347,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             model = load_cached_model(model_property_shipped(s.shipped_model))
             limits = ValidationLimits(**s.limits)
         for records in read_ranges(s, self.client_options, partition.ranges):
-            yield (score_records(model, records, limits, None, list(s.keep_features)) if s.mode == "score"
-                   else _kafka_batch(records))
+            yield (
+                score_records(model, records, limits, None, list(s.keep_features))
+                if s.mode == "score"
+                else _kafka_batch(records)
+            )
 
     def commit(self, end: dict) -> None:
         """Offsets live in Spark's checkpoint; nothing to commit to Kafka."""

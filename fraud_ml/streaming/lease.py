@@ -13,6 +13,7 @@ line that names the holder. While running, a thread renews the lease every third
 ``ttl_s``; a query that finds the lease taken from it, or that could not renew it for
 ``ttl_s``, fails its next batch instead of writing beside the new holder.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,15 @@ class StreamLease:
             return None
 
     def _write(self) -> None:
-        body = {"app_id": self.app_id, "query_id": self.query_id, "run_id": self.run_id, "host": self.host,
-                "pid": self.pid, "renewed_at": time.time(), "ttl_s": self.ttl_s}
+        body = {
+            "app_id": self.app_id,
+            "query_id": self.query_id,
+            "run_id": self.run_id,
+            "host": self.host,
+            "pid": self.pid,
+            "renewed_at": time.time(),
+            "ttl_s": self.ttl_s,
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{self.run_id}.tmp")
         tmp.write_text(json.dumps(body), encoding="utf-8")
@@ -93,14 +101,21 @@ class StreamLease:
         lease = self.read()
         if lease is not None and lease.get("run_id") != self.run_id and self._holder_alive(lease):
             age = time.time() - float(lease.get("renewed_at", 0))
-            what = ("this checkpoint is already running" if lease.get("query_id") == self.query_id
-                    else f"stream.app_id '{self.app_id}' is held by another running query ({lease.get('query_id')})")
+            what = (
+                "this checkpoint is already running"
+                if lease.get("query_id") == self.query_id
+                else f"stream.app_id '{self.app_id}' is held by another running query ({lease.get('query_id')})"
+            )
             raise StreamConflictError(
                 f"{what}: host {lease.get('host')} pid {lease.get('pid')}, lease {self.path} renewed {age:.0f}s ago; "
-                f"stop that query, or give this stream its own stream.app_id")
+                f"stop that query, or give this stream its own stream.app_id"
+            )
         if lease is not None and lease.get("query_id") not in (None, self.query_id):
-            log.warning("taking over stream.app_id '%s' from query %s (its lease lapsed or its process is gone)",
-                        self.app_id, lease.get("query_id"))
+            log.warning(
+                "taking over stream.app_id '%s' from query %s (its lease lapsed or its process is gone)",
+                self.app_id,
+                lease.get("query_id"),
+            )
         self._write()
         _HELD_HERE.add(self.run_id)
         self._stop.clear()
@@ -113,8 +128,10 @@ class StreamLease:
             try:
                 lease = self.read()
                 if lease is not None and lease.get("run_id") != self.run_id:
-                    self._lost = (f"the lease of stream.app_id '{self.app_id}' was taken by query "
-                                  f"{lease.get('query_id')} (host {lease.get('host')} pid {lease.get('pid')})")
+                    self._lost = (
+                        f"the lease of stream.app_id '{self.app_id}' was taken by query "
+                        f"{lease.get('query_id')} (host {lease.get('host')} pid {lease.get('pid')})"
+                    )
                     log.error("%s: this query stops writing", self._lost)
                     return
                 self._write()
@@ -126,8 +143,10 @@ class StreamLease:
         if self._lost:
             raise StreamConflictError(self._lost)
         if time.monotonic() - self._renewed > self.ttl_s:
-            raise StreamConflictError(f"the lease {self.path} was not renewed for {self.ttl_s:.0f}s: "
-                                      "another query may have taken stream.app_id, refusing to commit")
+            raise StreamConflictError(
+                f"the lease {self.path} was not renewed for {self.ttl_s:.0f}s: "
+                "another query may have taken stream.app_id, refusing to commit"
+            )
 
     def release(self) -> None:
         """Stop renewing and remove the lease if it is still ours."""

@@ -24,6 +24,7 @@ Flat messages take the fast path (``msgspec`` against a typed struct, ~3.5 us ea
 a message it refuses, or one with nested brackets, is re-read with ``json`` only to
 name the problem precisely (``NaN`` / ``Infinity`` tokens read as non-finite numbers).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -82,20 +83,31 @@ class ValidationLimits:
         """The limits configured under ``stream.validation``."""
         v = cfg.get("stream.validation")
         earliest = datetime.fromisoformat(str(v["min_event_time"]).replace("Z", "+00:00"))
-        return cls(max_message_bytes=int(v["max_message_bytes"]), max_nesting_depth=int(v["max_nesting_depth"]),
-                   max_id_length=int(v["max_id_length"]), id_pattern=str(v["id_pattern"]),
-                   max_source_length=int(v["max_source_length"]), source_pattern=str(v["source_pattern"]),
-                   max_time=float(v["max_time"]), max_amount=float(v["max_amount"]),
-                   max_abs_feature=float(v["max_abs_feature"]),
-                   min_event_time_ms=int(earliest.timestamp() * 1000),
-                   max_event_time_ahead_ms=int(float(v["max_event_time_ahead_minutes"]) * 60_000))
+        return cls(
+            max_message_bytes=int(v["max_message_bytes"]),
+            max_nesting_depth=int(v["max_nesting_depth"]),
+            max_id_length=int(v["max_id_length"]),
+            id_pattern=str(v["id_pattern"]),
+            max_source_length=int(v["max_source_length"]),
+            source_pattern=str(v["source_pattern"]),
+            max_time=float(v["max_time"]),
+            max_amount=float(v["max_amount"]),
+            max_abs_feature=float(v["max_abs_feature"]),
+            min_event_time_ms=int(earliest.timestamp() * 1000),
+            max_event_time_ahead_ms=int(float(v["max_event_time_ahead_minutes"]) * 60_000),
+        )
 
 
 # The strict fast path: exactly the types above, every feature present and not null.
 Message = msgspec.defstruct(
     "Message",
-    [(ID_COL, str), *[(c, float) for c in FEATURES],
-     (MESSAGE_EVENT_TIME, Optional[int], None), (MESSAGE_LABEL, Optional[int], None), (SOURCE_COL, Optional[str], None)],
+    [
+        (ID_COL, str),
+        *[(c, float) for c in FEATURES],
+        (MESSAGE_EVENT_TIME, Optional[int], None),
+        (MESSAGE_LABEL, Optional[int], None),
+        (SOURCE_COL, Optional[str], None),
+    ],
     gc=False,
 )
 _decode_one = msgspec.json.Decoder(Message).decode
@@ -145,7 +157,8 @@ def _utf8(text: str) -> bool:
 
 def _type_name(value: object) -> str:
     return {bool: "boolean", str: "string", list: "array", dict: "object", type(None): "null"}.get(
-        type(value), "number")
+        type(value), "number"
+    )
 
 
 def decode_slow(value: bytes, limits: ValidationLimits) -> tuple | str:
@@ -165,12 +178,21 @@ def decode_slow(value: bytes, limits: ValidationLimits) -> tuple | str:
         return f"{INVALID_JSON}: not an object"
     if nesting_depth(body) > limits.max_nesting_depth:
         return f"nesting too deep: more than {limits.max_nesting_depth} levels"
-    wrong = [f"{c} ({_type_name(body[c])}, expected number)" for c in FEATURES
-             if body.get(c) is not None and not _is_number(body[c])]
-    wrong += [f"{c} ({_type_name(body[c])}, expected integer)" for c in (MESSAGE_EVENT_TIME, MESSAGE_LABEL)
-              if body.get(c) is not None and not _is_int(body[c])]
-    wrong += [f"{c} ({_type_name(body[c])}, expected string)" for c in (ID_COL, SOURCE_COL)
-              if body.get(c) is not None and not isinstance(body[c], str)]
+    wrong = [
+        f"{c} ({_type_name(body[c])}, expected number)"
+        for c in FEATURES
+        if body.get(c) is not None and not _is_number(body[c])
+    ]
+    wrong += [
+        f"{c} ({_type_name(body[c])}, expected integer)"
+        for c in (MESSAGE_EVENT_TIME, MESSAGE_LABEL)
+        if body.get(c) is not None and not _is_int(body[c])
+    ]
+    wrong += [
+        f"{c} ({_type_name(body[c])}, expected string)"
+        for c in (ID_COL, SOURCE_COL)
+        if body.get(c) is not None and not isinstance(body[c], str)
+    ]
     if wrong:
         return "wrong field type: " + "; ".join(wrong)
     tx_id = body.get(ID_COL)
@@ -188,8 +210,9 @@ def _shallow(value: bytes, max_depth: int) -> bool:
     return value.count(b"{") + value.count(b"[") <= max_depth
 
 
-def decode_messages(values: Sequence[Optional[bytes]], limits: ValidationLimits,
-                    now_ms: int | None = None) -> pd.DataFrame:
+def decode_messages(
+    values: Sequence[Optional[bytes]], limits: ValidationLimits, now_ms: int | None = None
+) -> pd.DataFrame:
     """One row per value: ``reason`` (None = valid), ``transaction_id``, optional fields, the features.
 
     ``now_ms`` (epoch ms) bounds ``event_time`` from above when given. The stream leaves it
@@ -237,9 +260,11 @@ def decode_messages(values: Sequence[Optional[bytes]], limits: ValidationLimits,
     features = np.full((n, len(FEATURES)), np.nan)
     columns = {name: np.full(n, None, dtype=object) for name in (ID_COL, *OPTIONAL_FIELDS)}
     if fast_rows:
-        features[fast] = np.fromiter(itertools.chain.from_iterable(map(_features_of, fast_rows)),
-                                     dtype=np.float64, count=len(fast_rows) * len(FEATURES)
-                                     ).reshape(len(fast_rows), len(FEATURES))
+        features[fast] = np.fromiter(
+            itertools.chain.from_iterable(map(_features_of, fast_rows)),
+            dtype=np.float64,
+            count=len(fast_rows) * len(FEATURES),
+        ).reshape(len(fast_rows), len(FEATURES))
         for name in (ID_COL, *OPTIONAL_FIELDS):
             columns[name][fast] = list(map(operator.attrgetter(name), fast_rows))
     if slow_rows:
@@ -255,10 +280,15 @@ def decode_messages(values: Sequence[Optional[bytes]], limits: ValidationLimits,
     for name in (ID_COL, SOURCE_COL):
         columns[name][refused] = None
     features[refused] = np.nan
-    frame = pd.DataFrame({REASON: reasons, ID_COL: columns[ID_COL],
-                          MESSAGE_EVENT_TIME: pd.arrays.IntegerArray(event_time[0], event_time[1] | refused),
-                          MESSAGE_LABEL: pd.arrays.IntegerArray(label[0], label[1] | refused),
-                          SOURCE_COL: columns[SOURCE_COL]})
+    frame = pd.DataFrame(
+        {
+            REASON: reasons,
+            ID_COL: columns[ID_COL],
+            MESSAGE_EVENT_TIME: pd.arrays.IntegerArray(event_time[0], event_time[1] | refused),
+            MESSAGE_LABEL: pd.arrays.IntegerArray(label[0], label[1] | refused),
+            SOURCE_COL: columns[SOURCE_COL],
+        }
+    )
     return pd.concat([frame, pd.DataFrame(features, columns=FEATURES)], axis=1)
 
 
@@ -280,19 +310,30 @@ def _int_column(values: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray
     return out, missing
 
 
-def _field_reasons(reasons: list, columns: dict[str, np.ndarray], features: np.ndarray, decoded: np.ndarray,
-                   limits: ValidationLimits, now_ms: int | None) -> tuple[tuple, tuple]:
+def _field_reasons(
+    reasons: list,
+    columns: dict[str, np.ndarray],
+    features: np.ndarray,
+    decoded: np.ndarray,
+    limits: ValidationLimits,
+    now_ms: int | None,
+) -> tuple[tuple, tuple]:
     """Fill the reasons of decoded rows (id and source form, label, non-finite and out-of-range values);
     return ``event_time`` (int64) and ``label`` (int32) as (values, null mask)."""
     rows = np.flatnonzero(decoded)
     id_ok, source_ok = re.compile(limits.id_pattern).fullmatch, re.compile(limits.source_pattern).fullmatch
     max_id, max_source = limits.max_id_length, limits.max_source_length
     form = np.zeros(len(reasons), dtype=bool)  # rows whose id, source or label is refused (rare: named one by one)
-    form[rows] = [not (len(i) <= max_id and id_ok(i) is not None and (i.isascii() or _utf8(i))
-                       and (s is None or (len(s) <= max_source and source_ok(s) is not None
-                                          and (s.isascii() or _utf8(s))))
-                       and (lb is None or lb == 0 or lb == 1))
-                  for i, s, lb in zip(columns[ID_COL][rows], columns[SOURCE_COL][rows], columns[MESSAGE_LABEL][rows])]
+    form[rows] = [
+        not (
+            len(i) <= max_id
+            and id_ok(i) is not None
+            and (i.isascii() or _utf8(i))
+            and (s is None or (len(s) <= max_source and source_ok(s) is not None and (s.isascii() or _utf8(s))))
+            and (lb is None or lb == 0 or lb == 1)
+        )
+        for i, s, lb in zip(columns[ID_COL][rows], columns[SOURCE_COL][rows], columns[MESSAGE_LABEL][rows])
+    ]
     # label is 0/1 or refused (form) and event_time beyond 64 bits compares out of range once clipped.
     label = _int_column(np.where(form, None, columns[MESSAGE_LABEL]), np.int32)
     event_time = _int_column(columns[MESSAGE_EVENT_TIME], np.int64)
@@ -304,17 +345,29 @@ def _field_reasons(reasons: list, columns: dict[str, np.ndarray], features: np.n
     earliest = datetime.fromtimestamp(limits.min_event_time_ms / 1000, timezone.utc)
     checks = [
         (form, lambda rows: [_form_reason(columns, i, limits) for i in rows]),
-        (non_finite.any(axis=1), lambda rows: ["non-finite value in: " + s for s in _names(non_finite[rows], FEATURES)]),
+        (
+            non_finite.any(axis=1),
+            lambda rows: ["non-finite value in: " + s for s in _names(non_finite[rows], FEATURES)],
+        ),
         (amount < 0, lambda rows: ["out of range: negative Amount"] * len(rows)),
         (amount > limits.max_amount, lambda rows: [f"out of range: Amount > {limits.max_amount:g}"] * len(rows)),
         (time_ < 0, lambda rows: ["out of range: negative Time"] * len(rows)),
         (time_ > limits.max_time, lambda rows: [f"out of range: Time > {limits.max_time:g}"] * len(rows)),
-        (too_large.any(axis=1), lambda rows: [f"out of range: |value| > {limits.max_abs_feature:g} in " + s
-                                              for s in _names(too_large[rows], PCA_FEATURES)]),
-        (has_event_time & (event_time[0] < limits.min_event_time_ms),
-         lambda rows: [f"out of range: {MESSAGE_EVENT_TIME} before {earliest:%Y-%m-%d}"] * len(rows)),
-        (has_event_time & (event_time[0] > event_time_limit(limits, now_ms)),
-         lambda rows: [event_time_ahead_reason(limits)] * len(rows)),
+        (
+            too_large.any(axis=1),
+            lambda rows: [
+                f"out of range: |value| > {limits.max_abs_feature:g} in " + s
+                for s in _names(too_large[rows], PCA_FEATURES)
+            ],
+        ),
+        (
+            has_event_time & (event_time[0] < limits.min_event_time_ms),
+            lambda rows: [f"out of range: {MESSAGE_EVENT_TIME} before {earliest:%Y-%m-%d}"] * len(rows),
+        ),
+        (
+            has_event_time & (event_time[0] > event_time_limit(limits, now_ms)),
+            lambda rows: [event_time_ahead_reason(limits)] * len(rows),
+        ),
     ]
     pending = decoded.copy()
     for mask, make in checks:

@@ -5,6 +5,7 @@ Each message: key = transaction id, value = JSON with ``transaction_id``,
 a model input) and ``source``. Messages are serialised in vectorised chunks and
 sent with librdkafka's batching (linger + compression), never a flush per message.
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,20 +103,31 @@ def send_raw(messages: Sequence[tuple[bytes | None, bytes | None]], cfg: Config,
     for key, value in messages:
         while True:
             try:
-                producer.produce(topic, value=value, key=key,
-                                 on_delivery=lambda err, _msg: failures.append(err) if err is not None else None)
+                producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    on_delivery=lambda err, _msg: failures.append(err) if err is not None else None,
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
     remaining = producer.flush(120)
     if remaining or failures:
         first = failures[0].str() if failures else f"{remaining} messages still queued"
-        raise FraudMLError(f"{len(failures) + remaining} of {len(messages)} messages were not delivered to {topic}: {first}")
+        raise FraudMLError(
+            f"{len(failures) + remaining} of {len(messages)} messages were not delivered to {topic}: {first}"
+        )
     return len(messages)
 
 
-def replay(frame: pd.DataFrame, cfg: Config, topic: str | None = None, rate: float | None = None,
-           on_progress: Callable[[int], None] | None = None) -> ProduceReport:
+def replay(
+    frame: pd.DataFrame,
+    cfg: Config,
+    topic: str | None = None,
+    rate: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ProduceReport:
     """Send every row of ``frame`` to Kafka at ``rate`` tx/s (0 = as fast as possible)."""
     topic = topic or cfg.get("kafka.topic")
     rate = cfg.get("producer.rate") if rate is None else float(rate)
@@ -131,7 +143,7 @@ def replay(frame: pd.DataFrame, cfg: Config, topic: str | None = None, rate: flo
     started = time.perf_counter()
     sent = 0
     for start in range(0, len(frame), chunk_rows):
-        chunk = frame.iloc[start:start + chunk_rows]
+        chunk = frame.iloc[start : start + chunk_rows]
         if rate > 0:  # pace: this chunk is due at start/rate seconds after the beginning
             delay = started + start / rate - time.perf_counter()
             if delay > 0:

@@ -13,6 +13,7 @@ Two different ids share a hash with probability about n / 2**64 per lookup (an h
 ids at 1,000 tx/s: 2e-13); such a transaction would go to quarantine as a duplicate,
 with its raw bytes, not be lost.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -70,9 +71,9 @@ class _Run:
 class RecentIds:
     """Hashes of scored ids with their batch id and scored_at (epoch ms)."""
 
-    max_tail_runs: int = 16          # per-batch runs kept before they are merged into the middle run...
-    max_tail_share: float = 0.1      # ...or once they hold this share of the main run (min_tail_rows at least)
-    main_fraction: float = 0.25      # the middle run is merged into the main one past this share of it
+    max_tail_runs: int = 16  # per-batch runs kept before they are merged into the middle run...
+    max_tail_share: float = 0.1  # ...or once they hold this share of the main run (min_tail_rows at least)
+    main_fraction: float = 0.25  # the middle run is merged into the main one past this share of it
     min_tail_rows: int = 50_000
     _main: _Run = field(default_factory=_Run.empty)
     _middle: _Run = field(default_factory=_Run.empty)
@@ -115,7 +116,9 @@ class RecentIds:
 
     def _compact(self, since_ms: int) -> None:
         tail_rows = sum(len(r) for r in self._tail)
-        if len(self._tail) > self.max_tail_runs or tail_rows > max(self.min_tail_rows, self.max_tail_share * len(self._main)):
+        if len(self._tail) > self.max_tail_runs or tail_rows > max(
+            self.min_tail_rows, self.max_tail_share * len(self._main)
+        ):
             self._middle = _Run.merged([self._middle, *self._tail], since_ms)
             self._tail = []
         if len(self._middle) > self.main_fraction * max(len(self._main), 1):

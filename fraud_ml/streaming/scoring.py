@@ -11,6 +11,7 @@ Both produce :data:`SCORED_SCHEMA`: one row per message with its ``reason`` (Non
 decoded fields and prediction; raw bytes, raw key and topic only for refused messages. The
 driver (fraud_ml.streaming.routing) turns that into table rows.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,18 +43,34 @@ UDF_IMPLEMENTATIONS = ("arrow", "spark_udf")
 # the version its first attempt pinned although the source was started with the current one.
 MODEL_PROPERTY = "fraud_ml.shipped_model"
 KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "timestamp"]
-KAFKA_SPARK_DDL = ("key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp")
+KAFKA_SPARK_DDL = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp"
 
 _HEAD = [
-    pa.field(REASON, pa.string()), pa.field(ID_COL, pa.string()), pa.field("probability", pa.float64()),
-    pa.field("raw_score", pa.float64()), pa.field("decision", pa.int32()), pa.field("reasons", pa.string()), pa.field(MESSAGE_LABEL, pa.int32()),
-    pa.field(SOURCE_COL, pa.string()), pa.field("event_time_ms", pa.int64()), pa.field("kafka_partition", pa.int32()),
-    pa.field("kafka_offset", pa.int64()), pa.field("kafka_timestamp", pa.timestamp("us", tz="UTC")),
-    pa.field("kafka_topic", pa.string()), pa.field("key", pa.binary()), pa.field("raw_value", pa.binary()),
+    pa.field(REASON, pa.string()),
+    pa.field(ID_COL, pa.string()),
+    pa.field("probability", pa.float64()),
+    pa.field("raw_score", pa.float64()),
+    pa.field("decision", pa.int32()),
+    pa.field("reasons", pa.string()),
+    pa.field(MESSAGE_LABEL, pa.int32()),
+    pa.field(SOURCE_COL, pa.string()),
+    pa.field("event_time_ms", pa.int64()),
+    pa.field("kafka_partition", pa.int32()),
+    pa.field("kafka_offset", pa.int64()),
+    pa.field("kafka_timestamp", pa.timestamp("us", tz="UTC")),
+    pa.field("kafka_topic", pa.string()),
+    pa.field("key", pa.binary()),
+    pa.field("raw_value", pa.binary()),
     pa.field("id_hash", pa.int64()),  # fraud_ml.streaming.recent_ids.hash_ids of transaction_id (as int64), valid rows
 ]
-_SPARK_TYPES = {pa.string(): "string", pa.float64(): "double", pa.int32(): "int", pa.int64(): "bigint",
-                pa.binary(): "binary", pa.timestamp("us", tz="UTC"): "timestamp"}
+_SPARK_TYPES = {
+    pa.string(): "string",
+    pa.float64(): "double",
+    pa.int32(): "int",
+    pa.int64(): "bigint",
+    pa.binary(): "binary",
+    pa.timestamp("us", tz="UTC"): "timestamp",
+}
 
 
 def scored_schema(keep_features: list[str]) -> pa.Schema:
@@ -117,21 +134,25 @@ def _id_hashes(ids: np.ndarray, valid: np.ndarray) -> np.ndarray:
 class KafkaRecords:
     """One chunk of Kafka records as plain Python/numpy columns (what the decoder and scorer take)."""
 
-    values: list                    # bytes or None
-    keys: list                      # bytes or None
-    topics: list | str              # a topic per record, or one for all
-    partitions: np.ndarray          # int32
-    offsets: np.ndarray             # int64
-    timestamps_us: np.ndarray       # int64 epoch microseconds, -1 where the record has none
+    values: list  # bytes or None
+    keys: list  # bytes or None
+    topics: list | str  # a topic per record, or one for all
+    partitions: np.ndarray  # int32
+    offsets: np.ndarray  # int64
+    timestamps_us: np.ndarray  # int64 epoch microseconds, -1 where the record has none
 
     @classmethod
     def from_batch(cls, batch: pa.RecordBatch) -> "KafkaRecords":
         """From Arrow Kafka rows (``KAFKA_COLUMNS``, as Spark's Kafka source gives them)."""
         stamps = batch.column("timestamp").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return cls(batch.column("value").to_pylist(), batch.column("key").to_pylist(),
-                   batch.column("topic").to_pylist(), batch.column("partition").to_numpy(zero_copy_only=False),
-                   batch.column("offset").to_numpy(zero_copy_only=False),
-                   pc.fill_null(stamps, -1).to_numpy(zero_copy_only=False))
+        return cls(
+            batch.column("value").to_pylist(),
+            batch.column("key").to_pylist(),
+            batch.column("topic").to_pylist(),
+            batch.column("partition").to_numpy(zero_copy_only=False),
+            batch.column("offset").to_numpy(zero_copy_only=False),
+            pc.fill_null(stamps, -1).to_numpy(zero_copy_only=False),
+        )
 
 
 def _refused_only(values: list | str, refused: np.ndarray, type_: pa.DataType) -> pa.Array:
@@ -142,8 +163,9 @@ def _refused_only(values: list | str, refused: np.ndarray, type_: pa.DataType) -
     return pa.array(out, type_)
 
 
-def score_records(model: Any, records: KafkaRecords, limits: ValidationLimits, now_ms: int | None,
-                  keep_features: list[str]) -> pa.RecordBatch:
+def score_records(
+    model: Any, records: KafkaRecords, limits: ValidationLimits, now_ms: int | None, keep_features: list[str]
+) -> pa.RecordBatch:
     """Decode, validate and score a chunk of Kafka records into ``scored_schema``.
 
     ``now_ms``: see fraud_ml.streaming.messages.decode_messages (the stream passes None).
@@ -187,14 +209,16 @@ def score_records(model: Any, records: KafkaRecords, limits: ValidationLimits, n
     return pa.RecordBatch.from_pydict(columns, schema=scored_schema(keep_features))
 
 
-def score_batch(model: Any, batch: pa.RecordBatch, limits: ValidationLimits, now_ms: int | None,
-                keep_features: list[str]) -> pa.RecordBatch:
+def score_batch(
+    model: Any, batch: pa.RecordBatch, limits: ValidationLimits, now_ms: int | None, keep_features: list[str]
+) -> pa.RecordBatch:
     """:func:`score_records` of an Arrow batch of Kafka rows (``KAFKA_COLUMNS``)."""
     return score_records(model, KafkaRecords.from_batch(batch), limits, now_ms, keep_features)
 
 
-def _score_partition(batches: Iterator[pa.RecordBatch], shipped_name: str, limits: ValidationLimits,
-                     keep_features: list[str]) -> Iterator[pa.RecordBatch]:
+def _score_partition(
+    batches: Iterator[pa.RecordBatch], shipped_name: str, limits: ValidationLimits, keep_features: list[str]
+) -> Iterator[pa.RecordBatch]:
     model = load_cached_model(shipped_name)
     for batch in batches:
         yield score_batch(model, batch, limits, None, keep_features)
@@ -208,7 +232,9 @@ def _warm_partition(batches: Iterator[pa.RecordBatch], shipped_name: str) -> Ite
 
 def warm_up(spark, shipped_name: str, tasks: int) -> None:
     """Load a shipped model in ``tasks`` Python workers (one small job) before a batch needs it."""
-    spark.range(tasks, numPartitions=tasks).mapInArrow(lambda it: _warm_partition(it, shipped_name), "id long").collect()
+    spark.range(tasks, numPartitions=tasks).mapInArrow(
+        lambda it: _warm_partition(it, shipped_name), "id long"
+    ).collect()
 
 
 def model_property_shipped(default: str) -> str:
@@ -222,8 +248,16 @@ def model_property_shipped(default: str) -> str:
 class MessageScorer:
     """``scorer(kafka_df)``: a micro-batch's Kafka rows (``KAFKA_COLUMNS``) -> ``scored_schema`` rows (lazy)."""
 
-    def __init__(self, spark, model_uri: str, impl: str, limits: ValidationLimits,
-                 keep_features: list[str], tasks: int, shipped_name: str | None = None) -> None:
+    def __init__(
+        self,
+        spark,
+        model_uri: str,
+        impl: str,
+        limits: ValidationLimits,
+        keep_features: list[str],
+        tasks: int,
+        shipped_name: str | None = None,
+    ) -> None:
         if impl not in UDF_IMPLEMENTATIONS:
             raise ValueError(f"stream.udf must be one of {UDF_IMPLEMENTATIONS}, got '{impl}'")
         self.spark, self.model_uri, self.impl, self.limits = spark, model_uri, impl, limits
@@ -240,12 +274,17 @@ class MessageScorer:
 
             from fraud_ml.io.mlflow import download_verified
 
-            result = T.StructType([T.StructField("probability", T.DoubleType()),
-                                   T.StructField("raw_score", T.DoubleType()),
-                                   T.StructField("decision", T.IntegerType()),
-                                   T.StructField("reasons", T.StringType())])
-            self._spark_udf = mlflow.pyfunc.spark_udf(spark, model_uri=download_verified(model_uri),
-                                                      result_type=result, env_manager="local").asNondeterministic()
+            result = T.StructType(
+                [
+                    T.StructField("probability", T.DoubleType()),
+                    T.StructField("raw_score", T.DoubleType()),
+                    T.StructField("decision", T.IntegerType()),
+                    T.StructField("reasons", T.StringType()),
+                ]
+            )
+            self._spark_udf = mlflow.pyfunc.spark_udf(
+                spark, model_uri=download_verified(model_uri), result_type=result, env_manager="local"
+            ).asNondeterministic()
 
     def warm_up(self) -> None:
         """Load the model in the Python workers before the first micro-batch needs it."""
@@ -265,9 +304,15 @@ class MessageScorer:
 
         limits = self.limits
         decoded_type = T.StructType(
-            [T.StructField(REASON, T.StringType()), T.StructField(ID_COL, T.StringType()),
-             T.StructField(MESSAGE_EVENT_TIME, T.LongType()), T.StructField(MESSAGE_LABEL, T.IntegerType()),
-             T.StructField(SOURCE_COL, T.StringType())] + [T.StructField(c, T.DoubleType()) for c in FEATURES])
+            [
+                T.StructField(REASON, T.StringType()),
+                T.StructField(ID_COL, T.StringType()),
+                T.StructField(MESSAGE_EVENT_TIME, T.LongType()),
+                T.StructField(MESSAGE_LABEL, T.IntegerType()),
+                T.StructField(SOURCE_COL, T.StringType()),
+            ]
+            + [T.StructField(c, T.DoubleType()) for c in FEATURES]
+        )
 
         @F.pandas_udf(decoded_type)
         def decode(values: pd.Series) -> pd.DataFrame:
@@ -279,15 +324,21 @@ class MessageScorer:
         d = d.withColumn("_p", prediction)
         refused = lambda c: F.when(~valid, c)  # noqa: E731
         return d.select(
-            F.col("_d." + REASON).alias(REASON), F.col("_d." + ID_COL).alias(ID_COL),
-            F.col("_p.probability").alias("probability"), F.col("_p.raw_score").alias("raw_score"),
+            F.col("_d." + REASON).alias(REASON),
+            F.col("_d." + ID_COL).alias(ID_COL),
+            F.col("_p.probability").alias("probability"),
+            F.col("_p.raw_score").alias("raw_score"),
             F.col("_p.decision").alias("decision"),
             # spark_udf casts a string field's None to the text "None": keep it null.
             F.when(F.col("_p.reasons") != F.lit("None"), F.col("_p.reasons")).alias("reasons"),
-            F.col("_d." + MESSAGE_LABEL).alias(MESSAGE_LABEL), F.col("_d." + SOURCE_COL).alias(SOURCE_COL),
+            F.col("_d." + MESSAGE_LABEL).alias(MESSAGE_LABEL),
+            F.col("_d." + SOURCE_COL).alias(SOURCE_COL),
             F.col("_d." + MESSAGE_EVENT_TIME).alias("event_time_ms"),
-            F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
-            F.col("timestamp").alias("kafka_timestamp"), refused(F.col("topic")).alias("kafka_topic"),
-            refused(F.col("key")).alias("key"), refused(F.col("value")).alias("raw_value"),
+            F.col("partition").alias("kafka_partition"),
+            F.col("offset").alias("kafka_offset"),
+            F.col("timestamp").alias("kafka_timestamp"),
+            refused(F.col("topic")).alias("kafka_topic"),
+            refused(F.col("key")).alias("key"),
+            refused(F.col("value")).alias("raw_value"),
             *[F.col("_d." + c).alias(c) for c in self.keep_features],
         )

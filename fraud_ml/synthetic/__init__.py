@@ -4,23 +4,18 @@ Every synthetic row carries ``source`` = ``smote`` / ``wgan`` / ``cwgan``.
 The WGAN module needs torch; it is imported lazily so SMOTE, the composer
 and the quality report work without it.
 """
+
 from __future__ import annotations
 
+from fraud_ml.features import real_rows
+from fraud_ml.schema import SOURCE_CWGAN, SOURCE_SMOTE, SOURCE_WGAN, SYNTHETIC_SOURCES
 from fraud_ml.synthetic.composer import (
     StreamPlan,
     compose_stream,
     plan_stream,
     stream_summary,
 )
-from fraud_ml.synthetic.frames import (
-    SOURCE_CWGAN,
-    SOURCE_SMOTE,
-    SOURCE_WGAN,
-    SYNTHETIC_SOURCES,
-    real_rows,
-    synthetic_ids,
-    synthetic_rows,
-)
+from fraud_ml.synthetic.frames import synthetic_ids, synthetic_rows
 from fraud_ml.synthetic.quality import (
     QualityReport,
     c2st,
@@ -34,10 +29,29 @@ from fraud_ml.synthetic.quality import (
 from fraud_ml.synthetic.smote import SmoteOversampler, smote_table
 
 __all__ = [
-    "SOURCE_CWGAN", "SOURCE_SMOTE", "SOURCE_WGAN", "SYNTHETIC_SOURCES", "QualityReport", "SmoteOversampler",
-    "StreamPlan", "WGANGP", "c2st", "c2st_auc", "compose_stream", "feature_distances", "gradient_penalty",
-    "nearest_neighbour_ratio", "plan_stream", "plot_pca", "quality_report", "real_rows", "smote_table",
-    "stream_summary", "synthetic_ids", "synthetic_rows", "tstr",
+    "SOURCE_CWGAN",
+    "SOURCE_SMOTE",
+    "SOURCE_WGAN",
+    "SYNTHETIC_SOURCES",
+    "QualityReport",
+    "SmoteOversampler",
+    "StreamPlan",
+    "WGANGP",
+    "c2st",
+    "c2st_auc",
+    "compose_stream",
+    "feature_distances",
+    "gradient_penalty",
+    "nearest_neighbour_ratio",
+    "plan_stream",
+    "plot_pca",
+    "quality_report",
+    "real_rows",
+    "smote_table",
+    "stream_summary",
+    "synthetic_ids",
+    "synthetic_rows",
+    "tstr",
 ]
 
 

@@ -1,6 +1,7 @@
 """The networks and helpers the WGAN-GP trains: feature scaling, generator, critic, gradient
 penalty and the batch sampler (PyTorch; CUDA when present, CPU otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,11 @@ class FeatureScaler:
 
     def state(self) -> dict[str, Any]:
         """Plain-Python state (safe for ``torch.load(weights_only=True)``)."""
-        return {"log_amount": self.log_amount, "columns": self.columns,
-                **{k: getattr(self, k).tolist() for k in ("min_", "max_", "mean_", "scale_")}}
+        return {
+            "log_amount": self.log_amount,
+            "columns": self.columns,
+            **{k: getattr(self, k).tolist() for k in ("min_", "max_", "mean_", "scale_")},
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "FeatureScaler":
@@ -117,9 +121,14 @@ class Critic(nn.Module):
         return self.net(x if labels is None else torch.cat([x, labels], dim=1)).squeeze(-1)
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     labels: torch.Tensor | None = None, alpha: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(
+    critic: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    alpha: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``mean_i (||grad D(x_hat_i)||_2 - 1)^2`` with ``x_hat_i = a_i real_i + (1 - a_i) fake_i``.
 
     One gradient norm **per sample** (not one norm over the whole batch). ``alpha``
@@ -140,8 +149,15 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 class BatchSampler:
     """Row indices for one batch, drawn with replacement; optionally uniform over classes."""
 
-    def __init__(self, codes: np.ndarray, n_classes: int, batch_size: int, balanced: bool,
-                 device: torch.device, rng: torch.Generator) -> None:
+    def __init__(
+        self,
+        codes: np.ndarray,
+        n_classes: int,
+        batch_size: int,
+        balanced: bool,
+        device: torch.device,
+        rng: torch.Generator,
+    ) -> None:
         self.n = len(codes)
         self.batch_size = batch_size
         self.balanced = balanced and n_classes > 1

@@ -3,6 +3,7 @@
 Spark only does the Delta I/O; the methods themselves are the pandas/torch
 functions of this package, so they are unit-tested without Spark.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,25 +17,21 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from fraud_ml.config import Config, join_path
+from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError, FraudMLError
+from fraud_ml.features import real_rows
 from fraud_ml.io.delta import write_table
-from fraud_ml.schema import FEATURES, LABEL, SPLIT_SCHEMA, SPLITS
+from fraud_ml.schema import FEATURES, LABEL, SOURCE_CWGAN, SOURCE_SMOTE, SOURCE_WGAN, SPLITS
 from fraud_ml.synthetic.composer import compose_stream, plan_stream, stream_summary
-from fraud_ml.synthetic.frames import (
-    SOURCE_CWGAN,
-    SOURCE_SMOTE,
-    SOURCE_WGAN,
-    real_rows,
-    split_rows,
-    synthetic_rows,
-)
+from fraud_ml.synthetic.frames import split_rows, synthetic_rows
 from fraud_ml.synthetic.quality import (
     QualityReport,
     log_report_to_mlflow,
     quality_report,
 )
 from fraud_ml.synthetic.smote import smote_frauds, smote_table
+from fraud_ml.training.data import SPLIT_SCHEMA
+from fraud_ml.training.splits import load_splits
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +54,6 @@ class SynthesisResult:
     device: str | None = None
 
 
-def synthetic_table_path(cfg: Config, key: str) -> str:
-    """``<delta.root>/<synthetic.tables.<key>>``."""
-    return join_path(cfg.get("delta.root"), cfg.get(f"synthetic.tables.{key}"))
-
-
 def resolve_method(cfg: Config, method: str) -> str:
     """``smote``/``wgan``/``cwgan``; ``wgan`` with ``synthetic.wgan.conditional: true`` means ``cwgan``."""
     method = (method or "").strip().lower()
@@ -77,28 +69,26 @@ def wgan_from_config(cfg: Config, conditional: bool = False, **overrides: Any):
     from fraud_ml.synthetic.wgan import WGANGP
 
     w = cfg.get("synthetic.wgan")
-    params = dict(latent_dim=w["latent_dim"], generator_hidden=w["generator_hidden"], critic_hidden=w["critic_hidden"],
-                  epochs=w["epochs"], batch_size=w["batch_size"], lr=w["lr"], betas=w["betas"],
-                  n_critic=w["n_critic"], gp_lambda=w["gp_lambda"], conditional=conditional,
-                  balance_classes=w["balance_classes"], log_amount=w["log_amount"], device=w["device"],
-                  seed=cfg.get("project.seed"), progress=w["progress"], num_threads=w["cpu_threads"])
+    params = dict(
+        latent_dim=w["latent_dim"],
+        generator_hidden=w["generator_hidden"],
+        critic_hidden=w["critic_hidden"],
+        epochs=w["epochs"],
+        batch_size=w["batch_size"],
+        lr=w["lr"],
+        betas=w["betas"],
+        n_critic=w["n_critic"],
+        gp_lambda=w["gp_lambda"],
+        conditional=conditional,
+        balance_classes=w["balance_classes"],
+        log_amount=w["log_amount"],
+        device=w["device"],
+        seed=cfg.get("project.seed"),
+        progress=w["progress"],
+        num_threads=w["cpu_threads"],
+    )
     params.update(overrides)
     return WGANGP(**params)
-
-
-def load_splits(spark: SparkSession, cfg: Config) -> dict[str, pd.DataFrame]:
-    """The train/validation/test Delta tables as pandas frames (clear error when absent)."""
-    from pyspark.errors import AnalysisException
-
-    out = {}
-    for name in SPLITS:
-        path = cfg.table_path(name)
-        try:
-            out[name] = split_rows(spark.read.format("delta").load(path).toPandas())
-        except AnalysisException:
-            raise FraudMLError(f"split table '{name}' not found at {path}: prepare the splits first "
-                               "(make prepare, or jobs/synthesize.py --prepare)") from None
-    return out
 
 
 def to_spark(spark: SparkSession, rows: pd.DataFrame) -> DataFrame:
@@ -118,8 +108,10 @@ def _spark_type(value: Any) -> T.DataType:
 
 def quality_row(spark: SparkSession, report: QualityReport, run_id: str | None) -> DataFrame:
     """One Delta row: created_at, run_id, every summary entry, and the full JSON report."""
-    values: dict[str, Any] = {"created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-                              "run_id": run_id or ""}
+    values: dict[str, Any] = {
+        "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        "run_id": run_id or "",
+    }
     values.update({k: (v.item() if hasattr(v, "item") else v) for k, v in report.summary.items()})
     values["report_json"] = report.to_json()
     fields = [T.StructField("created_at", T.TimestampType(), False)]
@@ -132,16 +124,26 @@ def _check_composer(cfg: Config, validation: pd.DataFrame, method: str, compose:
     if not compose or cfg.get("synthetic.composer.method") != method:
         return 0
     val = real_rows(validation)
-    plan = plan_stream(int((val[LABEL] == 0).sum()), cfg.get("synthetic.composer.fraud_rate"),
-                       cfg.get("synthetic.composer.synthetic_share"), cfg.get("synthetic.composer.rows") or None)
+    plan = plan_stream(
+        int((val[LABEL] == 0).sum()),
+        cfg.get("synthetic.composer.fraud_rate"),
+        cfg.get("synthetic.composer.synthetic_share"),
+        cfg.get("synthetic.composer.rows") or None,
+    )
     available = int((val[LABEL] == 1).sum())
     if plan.real_frauds > available:
         raise FraudMLError(f"the stream needs {plan.real_frauds} real frauds, the validation split has {available}")
     return plan.synthetic_frauds
 
 
-def synthesize(spark: SparkSession, cfg: Config, method: str, compose: bool | None = None,
-               report: bool | None = None, track: bool = True) -> SynthesisResult:
+def synthesize(
+    spark: SparkSession,
+    cfg: Config,
+    method: str,
+    compose: bool | None = None,
+    report: bool | None = None,
+    track: bool = True,
+) -> SynthesisResult:
     """Run one synthesis ``method`` end to end and return what was written.
 
     smote: train split oversampled to ``synthetic.smote.ratio`` -> ``tables.smote``.
@@ -149,13 +151,13 @@ def synthesize(spark: SparkSession, cfg: Config, method: str, compose: bool | No
     Then (``synthetic.quality.enabled``) the quality report -> JSON/CSV/PNG in
     ``synthetic.report_dir``, a row appended to ``tables.quality`` and MLflow; and
     (``synthetic.composer.enabled`` and ``composer.method == method``) the stream
-    -> ``tables.stream``. ``track=False`` skips MLflow.
+    -> the ``composed_stream`` table. ``track=False`` skips MLflow.
     """
     method = resolve_method(cfg, method)
     compose = cfg.get("synthetic.composer.enabled") if compose is None else compose
     report = cfg.get("synthetic.quality.enabled") if report is None else report
     seed = int(cfg.get("project.seed"))
-    splits = load_splits(spark, cfg)
+    splits = {name: split_rows(frame) for name, frame in load_splits(spark, cfg).items()}
     train, validation, test = (real_rows(splits[s]) for s in SPLITS)
     needed = _check_composer(cfg, validation, method, bool(compose))
 
@@ -168,8 +170,9 @@ def synthesize(spark: SparkSession, cfg: Config, method: str, compose: bool | No
         setup_mlflow(cfg, experiment=cfg.get("synthetic.experiment"))
         run_ctx = mlflow.start_run(run_name=f"synthesize-{method}")
     try:
-        result = _synthesize(spark, cfg, method, splits, train, validation, test, seed, needed, bool(compose),
-                             bool(report), track)
+        result = _synthesize(
+            spark, cfg, method, splits, train, validation, test, seed, needed, bool(compose), bool(report), track
+        )
         if run_ctx is not None:
             result.run_id = run_ctx.info.run_id
         return result
@@ -180,9 +183,20 @@ def synthesize(spark: SparkSession, cfg: Config, method: str, compose: bool | No
             mlflow.end_run()
 
 
-def _synthesize(spark: SparkSession, cfg: Config, method: str, splits: dict[str, pd.DataFrame],
-                train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, seed: int, needed: int,
-                compose: bool, report: bool, track: bool) -> SynthesisResult:
+def _synthesize(
+    spark: SparkSession,
+    cfg: Config,
+    method: str,
+    splits: dict[str, pd.DataFrame],
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    seed: int,
+    needed: int,
+    compose: bool,
+    report: bool,
+    track: bool,
+) -> SynthesisResult:
     import mlflow
 
     epochs_per_second = device = None
@@ -208,37 +222,63 @@ def _synthesize(spark: SparkSession, cfg: Config, method: str, splits: dict[str,
         frauds = table = synthetic_rows(samples, method, label=1)
         reference, reference_name = validation[validation[LABEL] == 1], "validation frauds (GAN input)"
         epochs_per_second, device = model.epochs_per_second_, str(model.device_)
-    path = synthetic_table_path(cfg, method)
+    path = cfg.table_path(method)
     write_table(to_spark(spark, table).repartition(1), path)
-    log.info("wrote %s: %d rows (%d synthetic frauds, source='%s') -> %s",
-             method, len(table), len(frauds), method, path)
-    result = SynthesisResult(method=method, table_path=path, table_rows=len(table), synthetic_rows=len(frauds),
-                             epochs_per_second=epochs_per_second, device=device)
+    log.info(
+        "wrote %s: %d rows (%d synthetic frauds, source='%s') -> %s", method, len(table), len(frauds), method, path
+    )
+    result = SynthesisResult(
+        method=method,
+        table_path=path,
+        table_rows=len(table),
+        synthetic_rows=len(frauds),
+        epochs_per_second=epochs_per_second,
+        device=device,
+    )
     if track:
         mlflow.log_metrics({"synthetic_rows": len(frauds), "table_rows": len(table)})
 
     if report:
         q = cfg.get("synthetic.quality")
-        result.report = quality_report(reference, frauds, train, test, method, seed=seed, cv=q["cv_folds"],
-                                       classifier=q["c2st_classifier"], model_params=q["model"],
-                                       max_rows=q["max_rows"], out_dir=Path(cfg.get("synthetic.report_dir")),
-                                       reference=reference_name)
+        result.report = quality_report(
+            reference,
+            frauds,
+            train,
+            test,
+            method,
+            seed=seed,
+            cv=q["cv_folds"],
+            classifier=q["c2st_classifier"],
+            model_params=q["model"],
+            max_rows=q["max_rows"],
+            out_dir=Path(cfg.get("synthetic.report_dir")),
+            reference=reference_name,
+        )
         run_id = mlflow.active_run().info.run_id if track and mlflow.active_run() else None
-        write_table(quality_row(spark, result.report, run_id), synthetic_table_path(cfg, "quality"), mode="append")
+        write_table(quality_row(spark, result.report, run_id), cfg.table_path("synthetic_quality"), mode="append")
         if track:
             log_report_to_mlflow(result.report)
 
     if needed:
         c = cfg.get("synthetic.composer")
-        stream = compose_stream(validation, frauds, fraud_rate=c["fraud_rate"], synthetic_share=c["synthetic_share"],
-                                seed=seed, n_rows=c["rows"] or None)
-        result.stream_path = synthetic_table_path(cfg, "stream")
+        stream = compose_stream(
+            validation,
+            frauds,
+            fraud_rate=c["fraud_rate"],
+            synthetic_share=c["synthetic_share"],
+            seed=seed,
+            n_rows=c["rows"] or None,
+        )
+        result.stream_path = cfg.table_path("composed_stream")
         result.stream = stream_summary(stream)
         write_table(to_spark(spark, stream).repartition(1), result.stream_path)
         log.info("wrote stream: %s -> %s", json.dumps(result.stream), result.stream_path)
         if track:
             mlflow.log_metrics({f"stream_{k}": float(v) for k, v in result.stream.items()})
     elif compose:
-        log.info("composer uses synthetic.composer.method=%s, not %s: stream not written",
-                 cfg.get("synthetic.composer.method"), method)
+        log.info(
+            "composer uses synthetic.composer.method=%s, not %s: stream not written",
+            cfg.get("synthetic.composer.method"),
+            method,
+        )
     return result

@@ -1,4 +1,5 @@
 """SMOTE oversampling of the train split to a target fraud ratio (imbalanced-learn)."""
+
 from __future__ import annotations
 
 import logging
@@ -7,13 +8,9 @@ import numpy as np
 import pandas as pd
 
 from fraud_ml.errors import FraudMLError
-from fraud_ml.schema import FEATURES, LABEL, SOURCE_COL
-from fraud_ml.synthetic.frames import (
-    SOURCE_SMOTE,
-    feature_matrix,
-    split_rows,
-    synthetic_rows,
-)
+from fraud_ml.features import feature_matrix
+from fraud_ml.schema import FEATURES, LABEL, SOURCE_COL, SOURCE_SMOTE
+from fraud_ml.synthetic.frames import split_rows, synthetic_rows
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +34,9 @@ class SmoteOversampler:
         self.k_neighbors = int(k_neighbors)
         self.seed = int(seed)
 
-    def fit_resample(self, X: np.ndarray | pd.DataFrame, y: np.ndarray | pd.Series
-                     ) -> tuple[np.ndarray | pd.DataFrame, np.ndarray]:
+    def fit_resample(
+        self, X: np.ndarray | pd.DataFrame, y: np.ndarray | pd.Series
+    ) -> tuple[np.ndarray | pd.DataFrame, np.ndarray]:
         """Oversample class 1 to ``ratio``; raises FraudMLError when it is already at or above it."""
         from imblearn.over_sampling import SMOTE
 
@@ -56,13 +54,23 @@ class SmoteOversampler:
             )
         k = self.k_neighbors
         if k >= n_minor:
-            raise FraudMLError(f"SMOTE k_neighbors={k} needs more than {k} fraud rows, got {n_minor}: "
-                               "lower synthetic.smote.k_neighbors")
+            raise FraudMLError(
+                f"SMOTE k_neighbors={k} needs more than {k} fraud rows, got {n_minor}: "
+                "lower synthetic.smote.k_neighbors"
+            )
         sampler = SMOTE(sampling_strategy={1: target}, k_neighbors=k, random_state=self.seed)
         X_res, y_res = sampler.fit_resample(X, y_arr)
         self.n_synthetic_ = int(len(y_res) - len(y_arr))
-        log.info("SMOTE: %d normals, %d -> %d frauds (%d synthetic, ratio %.4f, k=%d, seed=%d)",
-                 n_major, n_minor, target, self.n_synthetic_, target / (n_major + target), k, self.seed)
+        log.info(
+            "SMOTE: %d normals, %d -> %d frauds (%d synthetic, ratio %.4f, k=%d, seed=%d)",
+            n_major,
+            n_minor,
+            target,
+            self.n_synthetic_,
+            target / (n_major + target),
+            k,
+            self.seed,
+        )
         return X_res, y_res
 
 
@@ -70,8 +78,8 @@ def smote_table(train: pd.DataFrame, ratio: float = 0.10, k_neighbors: int = 5, 
     """The train rows (``source`` kept) plus SMOTE fraud rows (``source='smote'``, ids ``smote-000001``...)."""
     rows = split_rows(train)
     sampler = SmoteOversampler(ratio, k_neighbors, seed)
-    X_res, _ = sampler.fit_resample(feature_matrix(rows), rows[LABEL].to_numpy())
-    new = pd.DataFrame(np.asarray(X_res)[len(rows):], columns=FEATURES)
+    X_res, _ = sampler.fit_resample(feature_matrix(rows, dtype=np.float64), rows[LABEL].to_numpy())
+    new = pd.DataFrame(np.asarray(X_res)[len(rows) :], columns=FEATURES)
     out = pd.concat([rows, synthetic_rows(new, SOURCE_SMOTE, label=1)], ignore_index=True)
     out[LABEL] = out[LABEL].astype(np.int32)
     return out

@@ -14,6 +14,7 @@ Usage (scikit-learn style)::
     cgan = WGANGP(conditional=True).fit(validation[FEATURES], validation["Class"])
     frauds = cgan.sample(1000, label=1)
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,8 @@ import pandas as pd
 import torch
 
 from fraud_ml.errors import FraudMLError
+from fraud_ml.features import feature_matrix
 from fraud_ml.schema import FEATURES
-from fraud_ml.synthetic.frames import feature_matrix
 from fraud_ml.synthetic.networks import (
     BatchSampler,
     Critic,
@@ -55,13 +56,27 @@ class WGANGP:
     ``wasserstein`` (critic estimate E[D(real)] - E[D(fake)]) and ``gradient_penalty``.
     """
 
-    def __init__(self, latent_dim: int = 32, generator_hidden: Sequence[int] = (128, 128),
-                 critic_hidden: Sequence[int] = (128, 128), epochs: int = 300, batch_size: int = 64,
-                 lr: float = 1e-4, betas: Sequence[float] = (0.0, 0.9), n_critic: int = 5,
-                 gp_lambda: float = 10.0, conditional: bool = False, balance_classes: bool = True,
-                 log_amount: bool = True, device: str = "auto", seed: int = 42, progress: bool = True,
-                 mlflow_logging: bool | None = None, checkpoint_dir: str | None = None,
-                 num_threads: int = 0) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        generator_hidden: Sequence[int] = (128, 128),
+        critic_hidden: Sequence[int] = (128, 128),
+        epochs: int = 300,
+        batch_size: int = 64,
+        lr: float = 1e-4,
+        betas: Sequence[float] = (0.0, 0.9),
+        n_critic: int = 5,
+        gp_lambda: float = 10.0,
+        conditional: bool = False,
+        balance_classes: bool = True,
+        log_amount: bool = True,
+        device: str = "auto",
+        seed: int = 42,
+        progress: bool = True,
+        mlflow_logging: bool | None = None,
+        checkpoint_dir: str | None = None,
+        num_threads: int = 0,
+    ) -> None:
         self.latent_dim = int(latent_dim)
         self.generator_hidden = [int(h) for h in generator_hidden]
         self.critic_hidden = [int(h) for h in critic_hidden]
@@ -85,13 +100,26 @@ class WGANGP:
         if self.epochs < 1 or self.batch_size < 1 or self.n_critic < 1:
             raise ValueError("epochs, batch_size and n_critic must be >= 1")
 
-    _PARAMS = ("latent_dim", "generator_hidden", "critic_hidden", "epochs", "batch_size", "lr", "betas",
-               "n_critic", "gp_lambda", "conditional", "balance_classes", "log_amount", "device", "seed")
+    _PARAMS = (
+        "latent_dim",
+        "generator_hidden",
+        "critic_hidden",
+        "epochs",
+        "batch_size",
+        "lr",
+        "betas",
+        "n_critic",
+        "gp_lambda",
+        "conditional",
+        "balance_classes",
+        "log_amount",
+        "device",
+        "seed",
+    )
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters (scikit-learn style)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in
-                ((k, getattr(self, k)) for k in self._PARAMS)}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in ((k, getattr(self, k)) for k in self._PARAMS)}
 
     # ------------------------------------------------------------------ training
     def fit(self, X: pd.DataFrame | np.ndarray, y: Sequence[int] | np.ndarray | None = None) -> "WGANGP":
@@ -112,7 +140,7 @@ class WGANGP:
         columns = list(X.columns) if isinstance(X, pd.DataFrame) else list(FEATURES)
         if isinstance(X, pd.DataFrame) and set(FEATURES) <= set(X.columns):
             columns = list(FEATURES)
-        raw = feature_matrix(X, columns)
+        raw = feature_matrix(X, columns, dtype=np.float64)
         if raw.shape[1] != len(columns):
             raise ValueError(f"expected {len(columns)} feature columns, got {raw.shape[1]}")
         if len(raw) < 2:
@@ -140,8 +168,9 @@ class WGANGP:
         self.n_features_in_ = len(columns)
         self.scaler_ = FeatureScaler(self.log_amount).fit(raw, columns)
         n_classes = len(self.classes_)
-        self.generator_ = Generator(self.latent_dim, self.n_features_in_, self.generator_hidden,
-                                    n_classes).to(self.device_)
+        self.generator_ = Generator(self.latent_dim, self.n_features_in_, self.generator_hidden, n_classes).to(
+            self.device_
+        )
         self.critic_ = Critic(self.n_features_in_, self.critic_hidden, n_classes).to(self.device_)
         self._opt_g = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=self.betas)
         self._opt_d = torch.optim.Adam(self.critic_.parameters(), lr=self.lr, betas=self.betas)
@@ -149,27 +178,41 @@ class WGANGP:
         rng.manual_seed(self.seed)
 
         data = torch.as_tensor(self.scaler_.transform(raw), device=self.device_)
-        onehot = (torch.nn.functional.one_hot(torch.as_tensor(codes), n_classes).float().to(self.device_)
-                  if n_classes else None)
-        sampler = BatchSampler(codes, n_classes, self.batch_size, self.balance_classes and self.conditional,
-                                self.device_, rng)
+        onehot = (
+            torch.nn.functional.one_hot(torch.as_tensor(codes), n_classes).float().to(self.device_)
+            if n_classes
+            else None
+        )
+        sampler = BatchSampler(
+            codes, n_classes, self.batch_size, self.balance_classes and self.conditional, self.device_, rng
+        )
         iterations = max(1, math.ceil(len(raw) / self.batch_size))
         use_mlflow = self._mlflow_enabled()
         if use_mlflow:
             import mlflow
 
-            mlflow.log_params({f"wgan.{k}": v for k, v in self.get_params().items()}
-                              | {"wgan.device_used": str(self.device_), "wgan.train_rows": len(raw)})
-        self.history_: dict[str, list[float]] = {k: [] for k in
-                                                  ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")}
-        log.info("WGAN-GP%s: %d rows x %d features on %s, %d epochs x %d iterations (n_critic=%d, lambda=%g)",
-                 " (conditional)" if self.conditional else "", len(raw), self.n_features_in_, self.device_,
-                 self.epochs, iterations, self.n_critic, self.gp_lambda)
+            mlflow.log_params(
+                {f"wgan.{k}": v for k, v in self.get_params().items()}
+                | {"wgan.device_used": str(self.device_), "wgan.train_rows": len(raw)}
+            )
+        self.history_: dict[str, list[float]] = {
+            k: [] for k in ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
+        }
+        log.info(
+            "WGAN-GP%s: %d rows x %d features on %s, %d epochs x %d iterations (n_critic=%d, lambda=%g)",
+            " (conditional)" if self.conditional else "",
+            len(raw),
+            self.n_features_in_,
+            self.device_,
+            self.epochs,
+            iterations,
+            self.n_critic,
+            self.gp_lambda,
+        )
         from tqdm.auto import tqdm
 
         started = time.perf_counter()
-        bar = tqdm(range(1, self.epochs + 1), desc="WGAN-GP", unit="epoch", disable=not self.progress,
-                   mininterval=1.0)
+        bar = tqdm(range(1, self.epochs + 1), desc="WGAN-GP", unit="epoch", disable=not self.progress, mininterval=1.0)
         self.generator_.train()
         self.critic_.train()
         for epoch in bar:
@@ -201,8 +244,9 @@ class WGANGP:
                 self._opt_g.step()
                 sums[1] += loss_g.detach()
             steps = iterations * self.n_critic
-            c_loss, g_loss, w, gp_v = (sums / torch.tensor([steps, iterations, steps, steps],
-                                                             device=self.device_)).tolist()
+            c_loss, g_loss, w, gp_v = (
+                sums / torch.tensor([steps, iterations, steps, steps], device=self.device_)
+            ).tolist()
             if not all(math.isfinite(v) for v in (c_loss, g_loss, w, gp_v)):
                 raise FraudMLError(f"WGAN-GP diverged at epoch {epoch} (non-finite loss); lower synthetic.wgan.lr")
             for key, value in zip(self.history_, (c_loss, g_loss, w, gp_v)):
@@ -211,9 +255,16 @@ class WGANGP:
             if use_mlflow:
                 import mlflow
 
-                mlflow.log_metrics({"wgan_critic_loss": c_loss, "wgan_generator_loss": g_loss,
-                                    "wgan_wasserstein": w, "wgan_gradient_penalty": gp_v},
-                                   step=epoch, synchronous=False)
+                mlflow.log_metrics(
+                    {
+                        "wgan_critic_loss": c_loss,
+                        "wgan_generator_loss": g_loss,
+                        "wgan_wasserstein": w,
+                        "wgan_gradient_penalty": gp_v,
+                    },
+                    step=epoch,
+                    synchronous=False,
+                )
         bar.close()
         self.fit_seconds_ = time.perf_counter() - started
         self.epochs_per_second_ = self.epochs / max(self.fit_seconds_, 1e-9)
@@ -221,8 +272,13 @@ class WGANGP:
         self.critic_.eval()
         self._sample_rng = torch.Generator(device=self.device_)
         self._sample_rng.manual_seed(self.seed + 1)
-        log.info("WGAN-GP trained in %.1f s (%.1f epochs/s on %s); final W estimate %.4f",
-                 self.fit_seconds_, self.epochs_per_second_, self.device_, self.history_["wasserstein"][-1])
+        log.info(
+            "WGAN-GP trained in %.1f s (%.1f epochs/s on %s); final W estimate %.4f",
+            self.fit_seconds_,
+            self.epochs_per_second_,
+            self.device_,
+            self.history_["wasserstein"][-1],
+        )
         if self.checkpoint_dir:
             self.save(Path(self.checkpoint_dir) / "wgan_checkpoint.pt")
         if use_mlflow:
@@ -298,16 +354,19 @@ class WGANGP:
         return pd.DataFrame(values, columns=self.feature_names_in_).astype(np.float64)
 
     @torch.no_grad()
-    def wasserstein_estimate(self, X_real: pd.DataFrame | np.ndarray, y: Sequence[int] | None = None,
-                             random_state: int = 0) -> float:
+    def wasserstein_estimate(
+        self, X_real: pd.DataFrame | np.ndarray, y: Sequence[int] | None = None, random_state: int = 0
+    ) -> float:
         """The critic's estimate E[D(real)] - E[D(fake)] on ``X_real`` vs as many generated rows.
 
         Conditional model: ``y`` gives the labels of ``X_real`` (default: all 1) and
         the generated rows get the same labels.
         """
         self._check_fitted()
-        real = torch.as_tensor(self.scaler_.transform(feature_matrix(X_real, self.feature_names_in_)),
-                               device=self.device_)
+        real = torch.as_tensor(
+            self.scaler_.transform(feature_matrix(X_real, self.feature_names_in_, dtype=np.float64)),
+            device=self.device_,
+        )
         rng = torch.Generator(device=self.device_)
         rng.manual_seed(int(random_state))
         onehot = None

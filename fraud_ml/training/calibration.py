@@ -18,6 +18,7 @@ they weigh ``(1 - pi_t) / pi_t`` times the frauds: precision, F1, cost and alert
 10,000 transactions are then what the same model would show on production traffic.
 Recall and the false-positive rate do not depend on the prior.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,9 @@ def production_weights(labels: np.ndarray, production_rate: float) -> np.ndarray
     return np.where(labels == 1, 1.0, normal_weight)
 
 
-def weighted_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
-                     weights: np.ndarray | None = None) -> dict[str, float]:
+def weighted_metrics(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, weights: np.ndarray | None = None
+) -> dict[str, float]:
     """Precision, recall, F1, FPR and alerts per 10,000 transactions at ``threshold`` under ``weights``."""
     labels = np.asarray(labels).astype(int)
     w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -83,15 +85,25 @@ def weighted_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
     total = float(w.sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    return {"precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "fpr": fp / negatives if negatives else 0.0,
-            "alerts_per_10k": 10_000 * (tp + fp) / total if total else 0.0}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "fpr": fp / negatives if negatives else 0.0,
+        "alerts_per_10k": 10_000 * (tp + fp) / total if total else 0.0,
+    }
 
 
-def choose_threshold(labels: np.ndarray, scores: np.ndarray, strategy: str, weights: np.ndarray | None = None,
-                     cost_fn: float = 25.0, cost_fp: float = 1.0, target_fpr: float = 0.001,
-                     target_recall: float = 0.85) -> float:
+def choose_threshold(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    strategy: str,
+    weights: np.ndarray | None = None,
+    cost_fn: float = 25.0,
+    cost_fp: float = 1.0,
+    target_fpr: float = 0.001,
+    target_recall: float = 0.85,
+) -> float:
     """The decision threshold on (validation) ``scores`` by ``strategy``, rows weighted by ``weights``.
 
     * ``max_f1``: the F1-maximising threshold (weighted: F1 at the weights' prevalence);
@@ -111,9 +123,9 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, strategy: str, weig
         return 0.5
     order = np.argsort(-scores, kind="stable")
     s, y, ww = scores[order], labels[order], w[order]
-    tp = np.cumsum(ww * (y == 1))          # flagged frauds when the threshold is s[i] (rows 0..i flagged)
+    tp = np.cumsum(ww * (y == 1))  # flagged frauds when the threshold is s[i] (rows 0..i flagged)
     fp = np.cumsum(ww * (y == 0))
-    last = np.r_[s[1:] != s[:-1], True]    # the last row of each run of equal scores
+    last = np.r_[s[1:] != s[:-1], True]  # the last row of each run of equal scores
     s, tp, fp = s[last], tp[last], fp[last]
     positives, negatives = tp[-1], fp[-1]
     if strategy == "max_f1":
@@ -143,8 +155,9 @@ def brier_score(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | No
     return float(np.sum(w * (np.asarray(scores, dtype=np.float64) - labels) ** 2) / np.sum(w))
 
 
-def reliability(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None,
-                bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def reliability(
+    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Per equal-width probability bin: mean predicted, observed fraud rate, weight; and the ECE."""
     labels = np.asarray(labels, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)

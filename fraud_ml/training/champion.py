@@ -1,9 +1,10 @@
 """Train the XGBoost champion on the train split, pick its threshold on validation,
 evaluate on test, and register it in MLflow under ``mlflow.model_name@alias``.
 
-Validation and test metrics only ever use real rows: ``real_only`` drops any
+Validation and test metrics only ever use real rows: ``fraud_ml.features.real_rows`` drops any
 synthetic row (``source`` smote / wgan / cwgan) that reached those splits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,13 +17,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from pyspark.sql import SparkSession
 
 from fraud_ml.config import Config
-from fraud_ml.io.delta import read_table
+from fraud_ml.features import feature_matrix, real_rows
 from fraud_ml.io.mlflow import setup_mlflow
-from fraud_ml.schema import FEATURES, LABEL, SOURCE_COL, SPLITS
-from fraud_ml.synthetic.frames import SYNTHETIC_SOURCES
+from fraud_ml.schema import FEATURES, LABEL, SOURCE_COL
 from fraud_ml.training.calibration import (
     brier_score,
     choose_threshold,
@@ -48,25 +47,8 @@ class TrainResult:
     training_seconds: float
     data_sources: list[str] = field(default_factory=list)
     params: dict = field(default_factory=dict)
-    production: dict = field(default_factory=dict)   # test metrics reweighted to the production rate
+    production: dict = field(default_factory=dict)  # test metrics reweighted to the production rate
     prior: "PriorCorrection | None" = None
-
-
-def load_splits(spark: SparkSession, cfg: Config) -> dict[str, pd.DataFrame]:
-    """The train/validation/test Delta tables as pandas frames."""
-    return {name: read_table(spark, cfg.table_path(name)).toPandas() for name in SPLITS}
-
-
-def real_only(frame: pd.DataFrame, split: str = "evaluation") -> pd.DataFrame:
-    """``frame`` without synthetic rows (``source`` in smote/wgan/cwgan), with a warning if any were there."""
-    if SOURCE_COL not in frame.columns:
-        return frame
-    synthetic = frame[SOURCE_COL].isin(SYNTHETIC_SOURCES)
-    if synthetic.any():
-        log.warning("dropping %d synthetic rows from the %s split: metrics use real rows only",
-                    int(synthetic.sum()), split)
-        return frame[~synthetic].reset_index(drop=True)
-    return frame
 
 
 def threshold_from_config(cfg: Config, y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -77,8 +59,9 @@ def threshold_from_config(cfg: Config, y_true: np.ndarray, scores: np.ndarray) -
     """
     t = cfg.get("train.threshold")
     weights = production_weights(y_true, cfg.get("train.production_fraud_rate")) if t["at_production_rate"] else None
-    return choose_threshold(y_true, scores, t["strategy"], weights, t["cost_fn"], t["cost_fp"], t["target_fpr"],
-                            t["target_recall"])
+    return choose_threshold(
+        y_true, scores, t["strategy"], weights, t["cost_fn"], t["cost_fp"], t["target_fpr"], t["target_recall"]
+    )
 
 
 @dataclass(frozen=True)
@@ -102,12 +85,16 @@ class PriorCorrection:
         return prior_shift(raw_scores, self.ratio)
 
     def model_config(self) -> dict[str, float]:
-        return {"prior_odds_ratio": self.ratio, "fitted_fraud_rate": self.fitted_rate,
-                "production_fraud_rate": self.production_rate}
+        return {
+            "prior_odds_ratio": self.ratio,
+            "fitted_fraud_rate": self.fitted_rate,
+            "production_fraud_rate": self.production_rate,
+        }
 
 
 def production_report(y_true: np.ndarray, scores: np.ndarray, threshold: float, production_rate: float) -> dict:
-    """Precision, recall, F1, FPR and alerts per 10,000 at ``threshold``, the split reweighted to ``production_rate``."""
+    """Precision, recall, F1, FPR and alerts per 10,000 at ``threshold``, with the split reweighted to
+    ``production_rate``."""
     return weighted_metrics(y_true, scores, threshold, production_weights(y_true, production_rate))
 
 
@@ -118,9 +105,15 @@ def fit_xgboost(train: pd.DataFrame, params: dict, seed: int) -> xgb.XGBClassifi
     return model
 
 
-def train_champion(splits: dict[str, pd.DataFrame], cfg: Config, register: bool = True,
-                   params: dict | None = None, set_alias: bool = True, run_name: str = "xgboost-champion",
-                   tags: dict[str, str] | None = None) -> TrainResult:
+def train_champion(
+    splits: dict[str, pd.DataFrame],
+    cfg: Config,
+    register: bool = True,
+    params: dict | None = None,
+    set_alias: bool = True,
+    run_name: str = "xgboost-champion",
+    tags: dict[str, str] | None = None,
+) -> TrainResult:
     """Fit, choose the threshold on validation, evaluate on test, log and register.
 
     ``params`` (e.g. tuned ones) are applied over ``train.xgboost``. With
@@ -131,13 +124,19 @@ def train_champion(splits: dict[str, pd.DataFrame], cfg: Config, register: bool 
     params = {**cfg.get("train.xgboost"), **(params or {})}
     seed = cfg.get("project.seed")
     train = splits["train"]
-    validation, test = real_only(splits["validation"], "validation"), real_only(splits["test"], "test")
+    validation, test = real_rows(splits["validation"], "validation"), real_rows(splits["test"], "test")
     sources = sorted(set(train.get(SOURCE_COL, pd.Series(["unknown"])).unique()))
     with mlflow.start_run(run_name=run_name, nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({"model": "XGBoost", "role": "champion" if set_alias else "challenger", **(tags or {})})
         mlflow.log_params({f"xgb.{k}": v for k, v in params.items()})
-        mlflow.log_params({"seed": seed, "train_rows": len(train), "train_frauds": int(train[LABEL].sum()),
-                           "data_sources": ",".join(sources)})
+        mlflow.log_params(
+            {
+                "seed": seed,
+                "train_rows": len(train),
+                "train_frauds": int(train[LABEL].sum()),
+                "data_sources": ",".join(sources),
+            }
+        )
         mlflow.set_tag("data_sources", ",".join(sources))
         if "generated" in sources:
             mlflow.set_tag("synthetic_demo_data", "true")
@@ -147,45 +146,80 @@ def train_champion(splits: dict[str, pd.DataFrame], cfg: Config, register: bool 
         booster = model.get_booster()
         prior = PriorCorrection.from_config(cfg, train[LABEL].to_numpy(), params)
         y_val, y_test = validation[LABEL].to_numpy(), test[LABEL].to_numpy()
-        raw_val = booster.inplace_predict(validation[FEATURES].to_numpy(np.float32))
+        raw_val = booster.inplace_predict(feature_matrix(validation))
         val_scores = prior.apply(raw_val)
         threshold = threshold_from_config(cfg, y_val, val_scores)
-        test_scores = prior.apply(booster.inplace_predict(test[FEATURES].to_numpy(np.float32)))
+        test_scores = prior.apply(booster.inplace_predict(feature_matrix(test)))
         metrics = evaluate(y_test, test_scores, threshold)
         production = production_report(y_test, test_scores, threshold, prior.production_rate)
         mlflow.log_metric("training_seconds", training_seconds)
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_metrics({f"test_production_{k}": v for k, v in production.items()})
-        mlflow.log_metrics({"fitted_fraud_rate": prior.fitted_rate, "validation_fraud_rate": float(y_val.mean()),
-                            "production_fraud_rate": prior.production_rate, "prior_odds_ratio": prior.ratio,
-                            **calibration_metrics(y_val, raw_val, val_scores, prior.production_rate)})
-        log.info("test AP %.4f ROC AUC %.4f | at threshold %.4f: precision %.3f recall %.3f F1 %.3f | at the "
-                 "production rate %.3g%%: precision %.3f, %.1f alerts per 10,000, FPR %.4f%%",
-                 metrics["average_precision"], metrics["roc_auc"], threshold, metrics["precision"],
-                 metrics["recall"], metrics["f1"], 100 * prior.production_rate, production["precision"],
-                 production["alerts_per_10k"], 100 * production["fpr"])
+        mlflow.log_metrics(
+            {
+                "fitted_fraud_rate": prior.fitted_rate,
+                "validation_fraud_rate": float(y_val.mean()),
+                "production_fraud_rate": prior.production_rate,
+                "prior_odds_ratio": prior.ratio,
+                **calibration_metrics(y_val, raw_val, val_scores, prior.production_rate),
+            }
+        )
+        log.info(
+            "test AP %.4f ROC AUC %.4f | at threshold %.4f: precision %.3f recall %.3f F1 %.3f | at the "
+            "production rate %.3g%%: precision %.3f, %.1f alerts per 10,000, FPR %.4f%%",
+            metrics["average_precision"],
+            metrics["roc_auc"],
+            threshold,
+            metrics["precision"],
+            metrics["recall"],
+            metrics["f1"],
+            100 * prior.production_rate,
+            production["precision"],
+            production["alerts_per_10k"],
+            100 * production["fpr"],
+        )
         with tempfile.TemporaryDirectory() as tmp:
             from fraud_ml.training.plots import save_reliability_diagram
 
-            mlflow.log_artifact(str(save_reliability_diagram(
-                Path(tmp) / "reliability.png", y_val, {"raw score": raw_val, "prior-corrected": val_scores},
-                production_weights(y_val, prior.production_rate))))
+            mlflow.log_artifact(
+                str(
+                    save_reliability_diagram(
+                        Path(tmp) / "reliability.png",
+                        y_val,
+                        {"raw score": raw_val, "prior-corrected": val_scores},
+                        production_weights(y_val, prior.production_rate),
+                    )
+                )
+            )
         champion = None
         if register:
             alias = cfg.get("mlflow.alias") if set_alias else None
             with tempfile.TemporaryDirectory() as tmp:
-                champion = log_champion(booster, threshold, cfg.get("mlflow.model_name"), alias,
-                                        Path(tmp), cfg.get("train.reasons"), input_example=test[FEATURES].head(3),
-                                        prior=prior.model_config())
-            log.info("run %s registered %s%s", run.info.run_id, champion.model_uri,
-                     f" as @{alias}" if alias else " (alias not moved)")
+                champion = log_champion(
+                    booster,
+                    threshold,
+                    cfg.get("mlflow.model_name"),
+                    alias,
+                    Path(tmp),
+                    cfg.get("train.reasons"),
+                    input_example=test[FEATURES].head(3),
+                    prior=prior.model_config(),
+                )
+            log.info(
+                "run %s registered %s%s",
+                run.info.run_id,
+                champion.model_uri,
+                f" as @{alias}" if alias else " (alias not moved)",
+            )
     return TrainResult(metrics, threshold, champion, training_seconds, sources, params, production, prior)
 
 
 def calibration_metrics(y_val: np.ndarray, raw: np.ndarray, corrected: np.ndarray, production_rate: float) -> dict:
     """Brier score and ECE of the raw and the corrected scores, validation reweighted to the production rate."""
     weights = production_weights(y_val, production_rate)
-    return {"validation_production_brier_raw": brier_score(y_val, raw, weights),
-            "validation_production_brier_corrected": brier_score(y_val, corrected, weights),
-            "validation_production_ece_raw": reliability(y_val, raw, weights)[3],
-            "validation_production_ece_corrected": reliability(y_val, corrected, weights)[3]}
+    return {
+        "validation_production_brier_raw": brier_score(y_val, raw, weights),
+        "validation_production_brier_corrected": brier_score(y_val, corrected, weights),
+        "validation_production_ece_raw": reliability(y_val, raw, weights)[3],
+        "validation_production_ece_corrected": reliability(y_val, corrected, weights)[3],
+    }

@@ -3,6 +3,7 @@
 No ``python_model.pkl`` is written or unpickled: a registered version holds this code, the
 XGBoost booster in its own UBJSON format and the threshold in ``model_config``.
 """
+
 from mlflow.models import set_model
 
 from fraud_ml.training.pyfunc_model import ChampionModel

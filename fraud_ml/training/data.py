@@ -6,6 +6,7 @@ are rejected with a clear message. ``SyntheticCreditCardGenerator`` produces dat
 with the same schema, marked ``source = 'generated'``, for demos without real data.
 ``stratified_split`` is a pure transformation: exact per-class 60/20/20 by seed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,10 +29,16 @@ from fraud_ml.schema import (
     SOURCE_COL,
     SOURCE_GENERATED,
     SOURCE_REAL,
-    SPLIT_SCHEMA,
 )
 
 log = logging.getLogger(__name__)
+
+# Columns of the train/validation/test Delta tables.
+SPLIT_SCHEMA = T.StructType(
+    [T.StructField(ID_COL, T.StringType(), False)]
+    + [T.StructField(c, T.DoubleType(), True) for c in FEATURES]
+    + [T.StructField(LABEL, T.IntegerType(), True), T.StructField(SOURCE_COL, T.StringType(), True)]
+)
 
 _INDEX_NAMES = {"", "_c0", "index", "unnamed: 0", "id", "row"}
 
@@ -79,9 +86,7 @@ def extract_creditcard(spark: SparkSession, path: str, drop_duplicates: bool = T
         *[F.col(c).try_cast(T.DoubleType()).alias(c) for c in FEATURES],
         F.col(LABEL).try_cast(T.DoubleType()).alias(LABEL),
     )
-    bad = typed.filter(
-        F.greatest(*[F.col(c).isNull().cast("int") for c in KAGGLE_COLUMNS]) == 1
-    ).limit(1).collect()
+    bad = typed.filter(F.greatest(*[F.col(c).isNull().cast("int") for c in KAGGLE_COLUMNS]) == 1).limit(1).collect()
     if bad:
         raise DataSchemaError(f"{path}: a row has an empty or non-numeric value, e.g. {bad[0].asDict()}")
     labels = {r[0] for r in typed.select(LABEL).distinct().limit(3).collect()}
@@ -135,8 +140,11 @@ class SyntheticCreditCardGenerator:
         seconds = np.sort(self._times(rng, n))
         amount = np.round(np.exp(rng.normal(3.1, 1.35, size=n)), 2)
         big = rng.random(fraud_idx.size) < 0.3
-        amount[fraud_idx] = np.where(big, np.round(np.exp(rng.normal(5.5, 1.0, fraud_idx.size)), 2),
-                                     np.round(rng.uniform(0.0, 5.0, fraud_idx.size), 2))
+        amount[fraud_idx] = np.where(
+            big,
+            np.round(np.exp(rng.normal(5.5, 1.0, fraud_idx.size)), 2),
+            np.round(rng.uniform(0.0, 5.0, fraud_idx.size), 2),
+        )
         frame = pd.DataFrame(v, columns=PCA_FEATURES)
         frame.insert(0, "Time", seconds)
         frame["Amount"] = np.clip(amount, 0.0, 25_000.0)

@@ -8,6 +8,7 @@ recipe runs on them (XGBoost with ``train.xgboost`` plus overrides, prior correc
 held-out fold is scored at that threshold. The counts over all folds give the FPR on every
 real normal and the recall on every fraud, with Wilson 95 % intervals.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,13 +20,10 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fraud_ml.config import Config
-from fraud_ml.schema import FEATURES, LABEL
+from fraud_ml.features import feature_matrix
+from fraud_ml.schema import LABEL
 from fraud_ml.training.calibration import wilson_interval
-from fraud_ml.training.champion import (
-    PriorCorrection,
-    fit_xgboost,
-    threshold_from_config,
-)
+from fraud_ml.training.champion import PriorCorrection, fit_xgboost, threshold_from_config
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +50,20 @@ class OutOfFoldEstimate:
     def lines(self) -> list[str]:
         lo, hi = self.fpr_ci95
         rlo, rhi = self.recall_ci95
-        return [f"out of fold over {self.folds} folds: {self.normals:,} real normals, {self.frauds:,} real frauds",
-                f"false-positive rate {100 * self.fpr:.3f}% ({self.false_positives} of {self.normals:,}; "
-                f"95% CI {100 * lo:.3f}-{100 * hi:.3f}%)",
-                f"recall {self.recall:.3f} ({self.true_positives} of {self.frauds:,}; 95% CI {rlo:.3f}-{rhi:.3f})",
-                f"AP per fold {', '.join(f'{ap:.3f}' for ap in self.ap_per_fold)} "
-                f"(mean {np.mean(self.ap_per_fold):.3f}); thresholds "
-                f"{', '.join(f'{t:.4g}' for t in self.thresholds)}"]
+        return [
+            f"out of fold over {self.folds} folds: {self.normals:,} real normals, {self.frauds:,} real frauds",
+            f"false-positive rate {100 * self.fpr:.3f}% ({self.false_positives} of {self.normals:,}; "
+            f"95% CI {100 * lo:.3f}-{100 * hi:.3f}%)",
+            f"recall {self.recall:.3f} ({self.true_positives} of {self.frauds:,}; 95% CI {rlo:.3f}-{rhi:.3f})",
+            f"AP per fold {', '.join(f'{ap:.3f}' for ap in self.ap_per_fold)} "
+            f"(mean {np.mean(self.ap_per_fold):.3f}); thresholds "
+            f"{', '.join(f'{t:.4g}' for t in self.thresholds)}",
+        ]
 
 
-def out_of_fold_estimate(frame: pd.DataFrame, cfg: Config, folds: int = 5, params: dict | None = None,
-                         seed: int | None = None) -> OutOfFoldEstimate:
+def out_of_fold_estimate(
+    frame: pd.DataFrame, cfg: Config, folds: int = 5, params: dict | None = None, seed: int | None = None
+) -> OutOfFoldEstimate:
     """Hold out each row once (stratified ``folds``); run the champion recipe on the rest; count."""
     seed = cfg.get("project.seed") if seed is None else seed
     params = {**cfg.get("train.xgboost"), **(params or {})}
@@ -71,25 +72,44 @@ def out_of_fold_estimate(frame: pd.DataFrame, cfg: Config, folds: int = 5, param
     y = frame[LABEL].to_numpy().astype(int)
     fp = tp = 0
     aps, thresholds = [], []
-    for k, (fit_idx, held_idx) in enumerate(
-            StratifiedKFold(folds, shuffle=True, random_state=seed).split(frame, y)):
+    for k, (fit_idx, held_idx) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(frame, y)):
         rest, held = frame.iloc[fit_idx], frame.iloc[held_idx]
-        train, validation = train_test_split(rest, test_size=validation_share, stratify=rest[LABEL],
-                                             random_state=seed + k)
+        train, validation = train_test_split(
+            rest, test_size=validation_share, stratify=rest[LABEL], random_state=seed + k
+        )
         booster = fit_xgboost(train, params, seed).get_booster()
         prior = PriorCorrection.from_config(cfg, train[LABEL].to_numpy(), params)
-        val_scores = prior.apply(booster.inplace_predict(validation[FEATURES].to_numpy(np.float32)))
+        val_scores = prior.apply(booster.inplace_predict(feature_matrix(validation)))
         threshold = threshold_from_config(cfg, validation[LABEL].to_numpy(), val_scores)
-        scores = prior.apply(booster.inplace_predict(held[FEATURES].to_numpy(np.float32)))
+        scores = prior.apply(booster.inplace_predict(feature_matrix(held)))
         y_held = held[LABEL].to_numpy().astype(int)
         flagged = scores >= threshold
         fp += int((flagged & (y_held == 0)).sum())
         tp += int((flagged & (y_held == 1)).sum())
         aps.append(float(average_precision_score(y_held, scores)))
         thresholds.append(threshold)
-        log.info("fold %d/%d: threshold %.4g, %d of %d normals flagged, %d of %d frauds caught, AP %.3f", k + 1,
-                 folds, threshold, int((flagged & (y_held == 0)).sum()), int((y_held == 0).sum()),
-                 int((flagged & (y_held == 1)).sum()), int((y_held == 1).sum()), aps[-1])
+        log.info(
+            "fold %d/%d: threshold %.4g, %d of %d normals flagged, %d of %d frauds caught, AP %.3f",
+            k + 1,
+            folds,
+            threshold,
+            int((flagged & (y_held == 0)).sum()),
+            int((y_held == 0).sum()),
+            int((flagged & (y_held == 1)).sum()),
+            int((y_held == 1).sum()),
+            aps[-1],
+        )
     normals, frauds = int((y == 0).sum()), int((y == 1).sum())
-    return OutOfFoldEstimate(folds, normals, frauds, fp, tp, fp / normals, wilson_interval(fp, normals),
-                             tp / frauds, wilson_interval(tp, frauds), aps, thresholds)
+    return OutOfFoldEstimate(
+        folds,
+        normals,
+        frauds,
+        fp,
+        tp,
+        fp / normals,
+        wilson_interval(fp, normals),
+        tp / frauds,
+        wilson_interval(tp, frauds),
+        aps,
+        thresholds,
+    )

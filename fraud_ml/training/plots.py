@@ -2,6 +2,7 @@
 
 Every function writes one PNG (Agg backend, no display needed) and returns its path.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -29,8 +30,9 @@ def _figure(path: Path, size: tuple[float, float]) -> Iterator:
         plt.close(fig)
 
 
-def save_pr_curve(path: str | Path, y_true: np.ndarray, scores: np.ndarray, threshold: float,
-                  title: str = "Precision-recall (test)") -> Path:
+def save_pr_curve(
+    path: str | Path, y_true: np.ndarray, scores: np.ndarray, threshold: float, title: str = "Precision-recall (test)"
+) -> Path:
     """Precision-recall curve with the operating point at ``threshold`` marked."""
     path = Path(path)
     y_true = np.asarray(y_true).astype(int)
@@ -50,28 +52,39 @@ def save_pr_curve(path: str | Path, y_true: np.ndarray, scores: np.ndarray, thre
     return path
 
 
-def save_confusion_matrix(path: str | Path, metrics: Mapping[str, float],
-                          title: str = "Confusion matrix (test)") -> Path:
+def save_confusion_matrix(
+    path: str | Path, metrics: Mapping[str, float], title: str = "Confusion matrix (test)"
+) -> Path:
     """2x2 confusion matrix from the ``tn/fp/fn/tp`` counts of ``fraud_ml.training.pyfunc_model.evaluate``."""
     path = Path(path)
     cells = np.array([[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]], dtype=float)
     with _figure(path, (4, 3.6)) as ax:
         ax.imshow(np.log1p(cells), cmap="Blues")
         for (i, j), value in np.ndenumerate(cells):
-            ax.text(j, i, f"{int(value):,}", ha="center", va="center",
-                    color="white" if np.log1p(value) > np.log1p(cells).max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                f"{int(value):,}",
+                ha="center",
+                va="center",
+                color="white" if np.log1p(value) > np.log1p(cells).max() / 2 else "black",
+            )
         ax.set_xticks([0, 1], ["normal", "fraud"])
         ax.set_yticks([0, 1], ["normal", "fraud"])
         ax.set(xlabel="predicted", ylabel="actual", title=title)
     return path
 
 
-def save_comparison_plot(path: str | Path, table: pd.DataFrame, model_order: list[str] | None = None,
-                         variant_order: list[str] | None = None) -> Path:
+def save_comparison_plot(
+    path: str | Path, table: pd.DataFrame, model_order: list[str] | None = None, variant_order: list[str] | None = None
+) -> Path:
     """Grouped bars of test F1, test AUPRC and training seconds per model x data variant."""
     path = Path(path)
-    panels = [("f1", "F1 at threshold (test)"), ("average_precision", "AUPRC (test)"),
-              ("training_seconds", "training time (s)")]
+    panels = [
+        ("f1", "F1 at threshold (test)"),
+        ("average_precision", "AUPRC (test)"),
+        ("training_seconds", "training time (s)"),
+    ]
     present_models, present_variants = set(table["model"]), set(table["variant"])
     models = [m for m in (model_order or []) if m in present_models]
     models += [m for m in dict.fromkeys(table["model"]) if m not in models]
@@ -99,9 +112,14 @@ def save_comparison_plot(path: str | Path, table: pd.DataFrame, model_order: lis
     return path
 
 
-def save_reliability_diagram(path: str | Path, y_true: np.ndarray, scores: Mapping[str, np.ndarray],
-                             weights: np.ndarray | None = None, bins: int = 10,
-                             title: str = "Reliability at the production fraud rate (validation)") -> Path:
+def save_reliability_diagram(
+    path: str | Path,
+    y_true: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    weights: np.ndarray | None = None,
+    bins: int = 10,
+    title: str = "Reliability at the production fraud rate (validation)",
+) -> Path:
     """Mean predicted vs observed fraud rate per probability bin, one line per score; ECE in the legend."""
     from fraud_ml.training.calibration import reliability
 
@@ -112,7 +130,8 @@ def save_reliability_diagram(path: str | Path, y_true: np.ndarray, scores: Mappi
             predicted, observed, weight, ece = reliability(y_true, values, weights, bins)
             filled = weight > 0
             ax.plot(predicted[filled], observed[filled], marker="o", label=f"{name} (ECE {ece:.4f})")
-        ax.set(xlabel="mean predicted probability", ylabel="observed fraud rate", xlim=(0, 1), ylim=(0, 1.02),
-               title=title)
+        ax.set(
+            xlabel="mean predicted probability", ylabel="observed fraud rate", xlim=(0, 1), ylim=(0, 1.02), title=title
+        )
         ax.legend(loc="upper left", fontsize=8)
     return path

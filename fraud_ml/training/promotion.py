@@ -11,6 +11,7 @@ Every decision is an MLflow run (``champion-challenger``, tag ``decision``) and
 a tag on the challenger's model version. A running stream keeps the version it
 resolved at start; it picks up the new champion on restart.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,10 @@ from mlflow.tracking import MlflowClient
 
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError, FraudMLError, ModelNotFoundError
+from fraud_ml.features import real_rows
 from fraud_ml.io.mlflow import load_verified, resolve_alias, setup_mlflow
 from fraud_ml.schema import FEATURES, LABEL
-from fraud_ml.training.champion import TrainResult, real_only, train_champion
+from fraud_ml.training.champion import TrainResult, train_champion
 from fraud_ml.training.pyfunc_model import evaluate, valid_threshold
 
 log = logging.getLogger(__name__)
@@ -99,14 +101,13 @@ class ChampionChallenger:
     def decide(self, challenger_version: str, test: pd.DataFrame, apply: bool = True) -> PromotionDecision:
         """Score champion and challenger on ``test``, promote the challenger if it wins (and ``apply``)."""
         setup_mlflow(self.cfg)
-        test = real_only(test, "test")
+        test = real_rows(test, "test")
         challenger_version = str(challenger_version)
         champion_version = self.current_champion()
         if champion_version == challenger_version:
             raise FraudMLError(f"version {challenger_version} already holds @{self.alias}: nothing to compare")
         challenger = model_metrics(f"models:/{self.model_name}/{challenger_version}", test)
-        champion = (model_metrics(f"models:/{self.model_name}/{champion_version}", test)
-                    if champion_version else None)
+        champion = model_metrics(f"models:/{self.model_name}/{champion_version}", test) if champion_version else None
         c_score = challenger[self.metric]
         h_score = champion[self.metric] if champion else None
         promoted = challenger_wins(c_score, h_score, self.margin)
@@ -114,10 +115,23 @@ class ChampionChallenger:
             reason = f"no @{self.alias} yet: version {challenger_version} ({self.metric} {c_score:.4f}) becomes it"
         else:
             sign = ">=" if promoted else "<"
-            reason = (f"challenger v{challenger_version} {self.metric} {c_score:.4f} {sign} champion "
-                      f"v{champion_version} {h_score:.4f} + margin {self.margin:g} on {len(test)} real test rows")
-        decision = PromotionDecision(promoted, self.metric, self.margin, self.alias, challenger_version, c_score,
-                                     champion_version, h_score, reason, challenger, champion)
+            reason = (
+                f"challenger v{challenger_version} {self.metric} {c_score:.4f} {sign} champion "
+                f"v{champion_version} {h_score:.4f} + margin {self.margin:g} on {len(test)} real test rows"
+            )
+        decision = PromotionDecision(
+            promoted,
+            self.metric,
+            self.margin,
+            self.alias,
+            challenger_version,
+            c_score,
+            champion_version,
+            h_score,
+            reason,
+            challenger,
+            champion,
+        )
         self._record(decision, test, apply)
         log.info("%s", decision.summary())
         return decision
@@ -126,32 +140,55 @@ class ChampionChallenger:
         client = MlflowClient()
         with mlflow.start_run(run_name="champion-challenger", nested=mlflow.active_run() is not None) as run:
             decision.run_id = run.info.run_id
-            mlflow.set_tags({"job": "retrain", "kind": "promotion",
-                             "decision": "promoted" if decision.promoted else "kept",
-                             "challenger_version": decision.challenger_version,
-                             "champion_version": decision.champion_version or "none",
-                             "applied": str(bool(apply)).lower()})
-            mlflow.log_params({"metric": decision.metric, "margin": decision.margin, "alias": decision.alias,
-                               "model_name": self.model_name, "test_rows": len(test),
-                               "test_frauds": int(test[LABEL].sum())})
-            mlflow.log_metrics({f"challenger_{k}": float(v) for k, v in decision.challenger_metrics.items()
-                                if math.isfinite(v)})
+            mlflow.set_tags(
+                {
+                    "job": "retrain",
+                    "kind": "promotion",
+                    "decision": "promoted" if decision.promoted else "kept",
+                    "challenger_version": decision.challenger_version,
+                    "champion_version": decision.champion_version or "none",
+                    "applied": str(bool(apply)).lower(),
+                }
+            )
+            mlflow.log_params(
+                {
+                    "metric": decision.metric,
+                    "margin": decision.margin,
+                    "alias": decision.alias,
+                    "model_name": self.model_name,
+                    "test_rows": len(test),
+                    "test_frauds": int(test[LABEL].sum()),
+                }
+            )
+            mlflow.log_metrics(
+                {f"challenger_{k}": float(v) for k, v in decision.challenger_metrics.items() if math.isfinite(v)}
+            )
             if decision.champion_metrics:
-                mlflow.log_metrics({f"champion_{k}": float(v) for k, v in decision.champion_metrics.items()
-                                    if math.isfinite(v)})
+                mlflow.log_metrics(
+                    {f"champion_{k}": float(v) for k, v in decision.champion_metrics.items() if math.isfinite(v)}
+                )
                 mlflow.log_metric("delta", decision.challenger_score - float(decision.champion_score))
             mlflow.log_metric("promoted", int(decision.promoted))
             if decision.promoted and apply:
                 client.set_registered_model_alias(self.model_name, self.alias, decision.challenger_version)
                 if decision.champion_version and self.previous_alias:
                     client.set_registered_model_alias(self.model_name, self.previous_alias, decision.champion_version)
-                log.info("@%s -> version %s (version %s kept%s)", self.alias, decision.challenger_version,
-                         decision.champion_version or "-",
-                         f" as @{self.previous_alias}" if decision.champion_version and self.previous_alias else "")
-            client.set_model_version_tag(self.model_name, decision.challenger_version, "promotion_decision",
-                                         "promoted" if decision.promoted else "rejected")
-            client.set_model_version_tag(self.model_name, decision.challenger_version, "promotion_run_id",
-                                         decision.run_id)
+                log.info(
+                    "@%s -> version %s (version %s kept%s)",
+                    self.alias,
+                    decision.challenger_version,
+                    decision.champion_version or "-",
+                    f" as @{self.previous_alias}" if decision.champion_version and self.previous_alias else "",
+                )
+            client.set_model_version_tag(
+                self.model_name,
+                decision.challenger_version,
+                "promotion_decision",
+                "promoted" if decision.promoted else "rejected",
+            )
+            client.set_model_version_tag(
+                self.model_name, decision.challenger_version, "promotion_run_id", decision.run_id
+            )
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "decision.json"
                 path.write_text(json.dumps(_jsonable(asdict(decision)), indent=2), encoding="utf-8")
@@ -177,8 +214,13 @@ class RetrainResult:
     tuned_params: dict[str, Any] = field(default_factory=dict)
 
 
-def retrain(splits: Mapping[str, pd.DataFrame], cfg: Config, tune: bool | None = None,
-            params: Mapping[str, Any] | None = None, apply: bool = True) -> RetrainResult:
+def retrain(
+    splits: Mapping[str, pd.DataFrame],
+    cfg: Config,
+    tune: bool | None = None,
+    params: Mapping[str, Any] | None = None,
+    apply: bool = True,
+) -> RetrainResult:
     """Train a challenger on the current splits (optionally tuned), register it without the alias,
     and let ``ChampionChallenger`` decide whether it becomes the champion."""
     setup_mlflow(cfg)
@@ -190,8 +232,9 @@ def retrain(splits: Mapping[str, pd.DataFrame], cfg: Config, tune: bool | None =
             from fraud_ml.training.tuning import XGBoostTuner
 
             tuned = XGBoostTuner.from_config(cfg).fit(splits["train"], splits["validation"]).best_params_
-        challenger = train_champion(dict(splits), cfg, params={**tuned, **(params or {})}, set_alias=False,
-                                    run_name="xgboost-challenger")
+        challenger = train_champion(
+            dict(splits), cfg, params={**tuned, **(params or {})}, set_alias=False, run_name="xgboost-challenger"
+        )
         assert challenger.champion is not None
         decision = ChampionChallenger(cfg).decide(challenger.champion.version, splits["test"], apply=apply)
         mlflow.set_tag("decision", "promoted" if decision.promoted else "kept")

@@ -6,9 +6,10 @@ threshold lives in ``model_config``, validated on load (0 < threshold < 1), with
 correction to the production fraud rate (``prior_odds_ratio``, fraud_ml/training/calibration.py).
 ``predict`` returns ``probability`` (at the production rate), ``raw_score`` (the booster's
 output under its training prior), ``decision`` (probability >= threshold) and ``reasons``
-(top-3 feature contributions from ``pred_contribs``, filled for flagged rows). ``mlflow.xgboost``'s own pyfunc returns labels only,
-which is why this wrapper exists.
+(top-3 feature contributions from ``pred_contribs``, filled for flagged rows). ``mlflow.xgboost``'s
+own pyfunc returns labels only, which is why this wrapper exists.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,6 +33,7 @@ from sklearn.metrics import (
 )
 
 from fraud_ml.errors import ModelFormatError
+from fraud_ml.features import feature_matrix
 from fraud_ml.schema import FEATURES
 from fraud_ml.training.calibration import prior_shift
 
@@ -69,8 +71,9 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
                 "probability": probability,
                 "raw_score": raw_score,
                 "decision": decision,
-                "reasons": explain(self.booster, features, decision, self.feature_names, self.reasons_top_k,
-                                   self.reasons_method),
+                "reasons": explain(
+                    self.booster, features, decision, self.feature_names, self.reasons_top_k, self.reasons_method
+                ),
             }
         )
 
@@ -97,16 +100,9 @@ def valid_odds_ratio(value: Any) -> float:
     return ratio
 
 
-def feature_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
-    """Float32 C-contiguous matrix of the model's features, in training order."""
-    missing = [c for c in feature_names if c not in frame.columns]
-    if missing:
-        raise ValueError(f"model input lacks feature columns: {', '.join(missing)}")
-    return np.ascontiguousarray(frame[feature_names].to_numpy(dtype=np.float32, na_value=np.nan))
-
-
-def explain(booster: xgb.Booster, features: np.ndarray, decision: np.ndarray,
-            feature_names: list[str], top_k: int, method: str) -> list[str | None]:
+def explain(
+    booster: xgb.Booster, features: np.ndarray, decision: np.ndarray, feature_names: list[str], top_k: int, method: str
+) -> list[str | None]:
     """``"V14 (+2.31); V4 (+1.05); V12 (+0.80)"`` for flagged rows, None otherwise.
 
     Per-feature contributions (``pred_contribs``) of the flagged rows only: ``exact`` is
@@ -118,8 +114,11 @@ def explain(booster: xgb.Booster, features: np.ndarray, decision: np.ndarray,
     flagged = np.flatnonzero(decision == 1)
     if flagged.size == 0:
         return reasons
-    contribs = booster.predict(xgb.DMatrix(features[flagged], feature_names=feature_names), pred_contribs=True,
-                               approx_contribs=method == "approx")
+    contribs = booster.predict(
+        xgb.DMatrix(features[flagged], feature_names=feature_names),
+        pred_contribs=True,
+        approx_contribs=method == "approx",
+    )
     contribs = contribs[:, : len(feature_names)]  # last column is the bias term
     top = np.argsort(-contribs, axis=1)[:, :top_k]
     for row, idx in zip(flagged, range(len(flagged))):
@@ -131,8 +130,14 @@ def model_signature(feature_names: list[str] = FEATURES) -> ModelSignature:
     """Input: the 30 double features; output: probability, raw_score, decision, reasons."""
     return ModelSignature(
         inputs=Schema([ColSpec("double", c) for c in feature_names]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("double", "raw_score"), ColSpec("integer", "decision"),
-                        ColSpec("string", "reasons", required=False)]),
+        outputs=Schema(
+            [
+                ColSpec("double", "probability"),
+                ColSpec("double", "raw_score"),
+                ColSpec("integer", "decision"),
+                ColSpec("string", "reasons", required=False),
+            ]
+        ),
     )
 
 
@@ -148,7 +153,10 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[s
         "precision": float(precision_score(y_true, pred, zero_division=0)),
         "recall": float(recall_score(y_true, pred, zero_division=0)),
         "f1": float(f1_score(y_true, pred, zero_division=0)),
-        "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
+        "tp": int(tp),
+        "fp": int(fp),
+        "tn": int(tn),
+        "fn": int(fn),
         "threshold": float(threshold),
     }
 
@@ -162,9 +170,17 @@ class RegisteredChampion:
     run_id: str
 
 
-def log_champion(booster: xgb.Booster, threshold: float, model_name: str, alias: str | None,
-                 workdir: Path, reasons: dict, feature_names: list[str] = FEATURES,
-                 input_example: pd.DataFrame | None = None, prior: dict | None = None) -> RegisteredChampion:
+def log_champion(
+    booster: xgb.Booster,
+    threshold: float,
+    model_name: str,
+    alias: str | None,
+    workdir: Path,
+    reasons: dict,
+    feature_names: list[str] = FEATURES,
+    input_example: pd.DataFrame | None = None,
+    prior: dict | None = None,
+) -> RegisteredChampion:
     """Log the pyfunc in the active MLflow run, register it, optionally point ``alias`` at it.
 
     ``reasons``: ``train.reasons`` (``top_k`` features named per flagged row, ``method`` approx|exact).
@@ -181,19 +197,29 @@ def log_champion(booster: xgb.Booster, threshold: float, model_name: str, alias:
         name="champion",
         python_model=str(MODEL_CODE),
         artifacts={BOOSTER_ARTIFACT: str(booster_path)},
-        model_config={"threshold": valid_threshold(threshold), "feature_names": list(feature_names),
-                      "reasons_top_k": int(reasons["top_k"]), "reasons_method": reasons["method"], "nthread": 1,
-                      "prior_odds_ratio": valid_odds_ratio(prior["prior_odds_ratio"]),
-                      **{k: float(v) for k, v in prior.items() if k != "prior_odds_ratio"}},
+        model_config={
+            "threshold": valid_threshold(threshold),
+            "feature_names": list(feature_names),
+            "reasons_top_k": int(reasons["top_k"]),
+            "reasons_method": reasons["method"],
+            "nthread": 1,
+            "prior_odds_ratio": valid_odds_ratio(prior["prior_odds_ratio"]),
+            **{k: float(v) for k, v in prior.items() if k != "prior_odds_ratio"},
+        },
         signature=model_signature(feature_names),
         input_example=input_example,
-        pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}",
-                          f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
+        pip_requirements=[
+            f"xgboost=={xgb.__version__}",
+            f"mlflow=={mlflow.__version__}",
+            f"pandas=={pd.__version__}",
+            f"numpy=={np.__version__}",
+        ],
         registered_model_name=model_name,
     )
     version = str(info.registered_model_version)
     if alias:
         mlflow.MlflowClient().set_registered_model_alias(model_name, alias, version)
         log.info("registered %s version %s as @%s", model_name, version, alias)
-    return RegisteredChampion(model_uri=f"models:/{model_name}/{version}", version=version,
-                              run_id=mlflow.active_run().info.run_id)
+    return RegisteredChampion(
+        model_uri=f"models:/{model_name}/{version}", version=version, run_id=mlflow.active_run().info.run_id
+    )

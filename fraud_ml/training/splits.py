@@ -1,13 +1,16 @@
-"""Prepare the train/validation/test Delta tables (extract -> split -> load)."""
+"""The train/validation/test Delta tables: prepared (extract -> split -> load) and loaded."""
+
 from __future__ import annotations
 
 import logging
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fraud_ml.config import Config
-from fraud_ml.io.delta import write_table
+from fraud_ml.errors import FraudMLError
+from fraud_ml.io.delta import open_table, read_table, write_table
 from fraud_ml.schema import LABEL, SPLITS
 from fraud_ml.training.data import (
     extract_creditcard,
@@ -24,10 +27,14 @@ def extract_input(spark: SparkSession, cfg: Config) -> DataFrame:
     if path:
         log.info("reading REAL data from %s", path)
         return extract_creditcard(spark, path, drop_duplicates=cfg.get("data.drop_duplicates"))
-    log.warning("no data.input given: using the SYNTHETIC generator (%d rows, source='generated'); "
-                "pass --input /path/to/creditcard.csv for the real Kaggle data", cfg.get("data.synthetic_rows"))
-    return synthetic_dataframe(spark, cfg.get("data.synthetic_rows"), cfg.get("data.synthetic_fraud_rate"),
-                               cfg.get("project.seed"))
+    log.warning(
+        "no data.input given: using the SYNTHETIC generator (%d rows, source='generated'); "
+        "pass --input /path/to/creditcard.csv for the real Kaggle data",
+        cfg.get("data.synthetic_rows"),
+    )
+    return synthetic_dataframe(
+        spark, cfg.get("data.synthetic_rows"), cfg.get("data.synthetic_fraud_rate"), cfg.get("project.seed")
+    )
 
 
 def prepare_splits(spark: SparkSession, cfg: Config) -> dict[str, dict[str, int]]:
@@ -46,3 +53,17 @@ def prepare_splits(spark: SparkSession, cfg: Config) -> dict[str, dict[str, int]
         log.info("wrote %-10s %8d rows, %5d frauds -> %s", name, counts[name]["rows"], counts[name]["frauds"], path)
     split.unpersist()
     return counts
+
+
+def load_splits(spark: SparkSession, cfg: Config) -> dict[str, pd.DataFrame]:
+    """The train/validation/test Delta tables as pandas frames (one clear error when one is absent)."""
+    out = {}
+    for name in SPLITS:
+        path = cfg.table_path(name)
+        if open_table(path) is None:
+            raise FraudMLError(
+                f"split table '{name}' not found at {path}: prepare the splits first "
+                "(make prepare, or jobs/synthesize.py --prepare)"
+            )
+        out[name] = read_table(spark, path).toPandas()
+    return out

@@ -5,6 +5,7 @@ Each trial is a nested MLflow run (its params, ``val_average_precision``,
 params and ``trials.csv``. The budget is ``train.tuning.n_iter`` trials and,
 optionally, ``train.tuning.max_seconds``. The test split is never looked at.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,9 @@ from sklearn.model_selection import ParameterSampler
 
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError
-from fraud_ml.io.mlflow import setup_mlflow
-from fraud_ml.schema import FEATURES, LABEL
-from fraud_ml.training.champion import fit_xgboost, real_only
+from fraud_ml.features import feature_matrix, real_rows
+from fraud_ml.schema import LABEL
+from fraud_ml.training.champion import fit_xgboost
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ def param_distributions(space: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = list(spec)
             continue
         if not isinstance(spec, Mapping) or spec.get("dist") not in DISTRIBUTIONS:
-            raise ConfigError(f"train.tuning.space.{name} must be a list of values or "
-                              f"{{dist: {'|'.join(DISTRIBUTIONS)}, low, high}}, got {spec!r}")
+            raise ConfigError(
+                f"train.tuning.space.{name} must be a list of values or "
+                f"{{dist: {'|'.join(DISTRIBUTIONS)}, low, high}}, got {spec!r}"
+            )
         low, high = spec["low"], spec["high"]
         if not low <= high or (spec["dist"] == "loguniform" and low <= 0):
             raise ConfigError(f"train.tuning.space.{name}: bad range [{low}, {high}]")
@@ -76,8 +79,15 @@ class XGBoostTuner:
     ``trials_`` (one row per trial), ``run_id_`` (the parent MLflow run).
     """
 
-    def __init__(self, base_params: Mapping[str, Any], space: Mapping[str, Any], n_iter: int = 12, seed: int = 42,
-                 max_seconds: float = 0.0, project_seed: int = 42) -> None:
+    def __init__(
+        self,
+        base_params: Mapping[str, Any],
+        space: Mapping[str, Any],
+        n_iter: int = 12,
+        seed: int = 42,
+        max_seconds: float = 0.0,
+        project_seed: int = 42,
+    ) -> None:
         if int(n_iter) < 1:
             raise ConfigError(f"train.tuning.n_iter must be >= 1, got {n_iter}")
         self.base_params = dict(base_params)
@@ -91,8 +101,14 @@ class XGBoostTuner:
     def from_config(cls, cfg: Config) -> "XGBoostTuner":
         """Base params ``train.xgboost``, search settings ``train.tuning.*``."""
         t = cfg.get("train.tuning")
-        return cls(cfg.get("train.xgboost"), t["space"], t["n_iter"], t["seed"], t.get("max_seconds", 0.0),
-                   cfg.get("project.seed"))
+        return cls(
+            cfg.get("train.xgboost"),
+            t["space"],
+            t["n_iter"],
+            t["seed"],
+            t.get("max_seconds", 0.0),
+            cfg.get("project.seed"),
+        )
 
     def candidates(self) -> list[dict[str, Any]]:
         """The ``n_iter`` parameter sets the search will try, in order (same seed, same list)."""
@@ -101,17 +117,23 @@ class XGBoostTuner:
 
     def fit(self, train: pd.DataFrame, validation: pd.DataFrame) -> "XGBoostTuner":
         """Run the search, one nested MLflow run per trial."""
-        validation = real_only(validation, "validation")
+        validation = real_rows(validation, "validation")
         y_val = validation[LABEL].to_numpy()
-        x_val = validation[FEATURES].to_numpy(np.float32)
+        x_val = feature_matrix(validation)
         rows, tried = [], []
         started = time.perf_counter()
         with mlflow.start_run(run_name="xgboost-tuning", nested=mlflow.active_run() is not None) as parent:
             self.run_id_ = parent.info.run_id
             mlflow.set_tags({"job": "train", "kind": "tuning", "model": "XGBoost"})
-            mlflow.log_params({"n_iter": self.n_iter, "search_seed": self.seed, "max_seconds": self.max_seconds,
-                               "objective_metric": "val_average_precision",
-                               "space": str(self.space)[:500]})
+            mlflow.log_params(
+                {
+                    "n_iter": self.n_iter,
+                    "search_seed": self.seed,
+                    "max_seconds": self.max_seconds,
+                    "objective_metric": "val_average_precision",
+                    "space": str(self.space)[:500],
+                }
+            )
             for i, candidate in enumerate(self.candidates()):
                 if i and self.max_seconds and time.perf_counter() - started > self.max_seconds:
                     log.info("tuning budget of %.0fs used after %d trials", self.max_seconds, i)
@@ -126,10 +148,22 @@ class XGBoostTuner:
                     score = float(average_precision_score(y_val, booster.inplace_predict(x_val)))
                     mlflow.log_metrics({"val_average_precision": score, "training_seconds": seconds})
                 tried.append(candidate)
-                rows.append({"trial": i, **candidate, "val_average_precision": score, "training_seconds": seconds,
-                             "run_id": trial.info.run_id})
-                log.info("tuning trial %d/%d: val AP %.4f (%s)", i + 1, self.n_iter, score,
-                         ", ".join(f"{k}={v}" for k, v in candidate.items()))
+                rows.append(
+                    {
+                        "trial": i,
+                        **candidate,
+                        "val_average_precision": score,
+                        "training_seconds": seconds,
+                        "run_id": trial.info.run_id,
+                    }
+                )
+                log.info(
+                    "tuning trial %d/%d: val AP %.4f (%s)",
+                    i + 1,
+                    self.n_iter,
+                    score,
+                    ", ".join(f"{k}={v}" for k, v in candidate.items()),
+                )
             self.trials_ = pd.DataFrame(rows)
             best = self.trials_.sort_values(["val_average_precision", "trial"], ascending=[False, True]).iloc[0]
             self.best_score_ = float(best["val_average_precision"])
@@ -144,9 +178,3 @@ class XGBoostTuner:
                 mlflow.log_artifact(str(path))
         log.info("best of %d trials: val AP %.4f with %s", len(self.trials_), self.best_score_, self.best_params_)
         return self
-
-
-def tune_xgboost(splits: Mapping[str, pd.DataFrame], cfg: Config) -> XGBoostTuner:
-    """Tune on ``splits['train']`` / ``splits['validation']`` with ``train.tuning.*``; returns the fitted tuner."""
-    setup_mlflow(cfg)
-    return XGBoostTuner.from_config(cfg).fit(splits["train"], splits["validation"])

@@ -1,13 +1,6 @@
 """The model zoo: DecisionTree, RandomForest, XGBoost, CatBoost and LightGBM on each data variant.
 
-Data variants of the training set (the validation and test splits never change
-and never hold synthetic rows):
-
-* ``plain``: the train split as is;
-* ``smote``: the ``synthetic.tables.smote`` table (train split + SMOTE frauds to
-  ``synthetic.smote.ratio``), made in-process when that table is absent or stale;
-* ``wgan`` / ``cwgan``: the train split + the rows of the ``synthetic.tables.wgan`` /
-  ``cwgan`` table; skipped with a logged note when the table does not exist.
+Each model trains on each data variant of the train split (fraud_ml.training.variants).
 
 ``ModelZoo.fit`` trains every model x variant in one nested MLflow run each
 (params, ``training_seconds``, validation AP, real-test metrics incl. the
@@ -15,12 +8,13 @@ confusion-matrix counts, ``pr_curve.png`` and ``confusion_matrix.png``) under on
 parent run that carries the comparison table (``comparison.csv`` / ``.md``) and
 plot (``comparison.png``).
 """
+
 from __future__ import annotations
 
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,50 +22,57 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from fraud_ml.config import Config, join_path
+from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError, FraudMLError
+from fraud_ml.features import feature_matrix, real_rows
 from fraud_ml.io.mlflow import setup_mlflow
-from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL
-from fraud_ml.synthetic.frames import (
-    SOURCE_CWGAN,
-    SOURCE_SMOTE,
-    SOURCE_WGAN,
-    SYNTHETIC_SOURCES,
+from fraud_ml.schema import (
+    LABEL,
 )
-from fraud_ml.training.champion import (
-    production_report,
-    real_only,
-    threshold_from_config,
-)
+from fraud_ml.training.champion import production_report, threshold_from_config
 from fraud_ml.training.plots import (
     save_comparison_plot,
     save_confusion_matrix,
     save_pr_curve,
 )
 from fraud_ml.training.pyfunc_model import evaluate
+from fraud_ml.training.variants import VARIANTS, TrainingSets, parse_choices, synthetic_count, training_sets
 
 log = logging.getLogger(__name__)
 
 # Short key -> display name, in the order the zoo trains them.
-MODELS: dict[str, str] = {"dt": "DecisionTree", "rf": "RandomForest", "xgb": "XGBoost", "cat": "CatBoost",
-                          "lgbm": "LightGBM"}
-VARIANTS: tuple[str, ...] = ("plain", "smote", "wgan", "cwgan")
+MODELS: dict[str, str] = {
+    "dt": "DecisionTree",
+    "rf": "RandomForest",
+    "xgb": "XGBoost",
+    "cat": "CatBoost",
+    "lgbm": "LightGBM",
+}
 # prod_*: the test split reweighted to train.production_fraud_rate (recall does not change with it).
-COMPARISON_COLUMNS = ["model", "variant", "average_precision", "roc_auc", "precision", "recall", "f1", "tp", "fp",
-                      "fn", "tn", "prod_precision", "prod_f1", "prod_fpr", "prod_alerts_per_10k", "threshold",
-                      "training_seconds", "train_rows", "synthetic_rows", "run_id"]
+COMPARISON_COLUMNS = [
+    "model",
+    "variant",
+    "average_precision",
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+    "prod_precision",
+    "prod_f1",
+    "prod_fpr",
+    "prod_alerts_per_10k",
+    "threshold",
+    "training_seconds",
+    "train_rows",
+    "synthetic_rows",
+    "run_id",
+]
 RUN_ARTIFACTS = ("pr_curve.png", "confusion_matrix.png")
 PARENT_ARTIFACTS = ("comparison.csv", "comparison.md", "comparison.png")
-
-
-def parse_choices(value: str | Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
-    """``"dt,xgb"`` or ``["dt", "xgb"]`` -> checked list (order kept, duplicates dropped)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    items = [str(i).strip().lower() for i in items if str(i).strip()]
-    unknown = [i for i in items if i not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown {what} {', '.join(unknown)} (use {', '.join(allowed)})")
-    return list(dict.fromkeys(items))
 
 
 def model_params(cfg: Config, key: str) -> dict[str, Any]:
@@ -99,8 +100,9 @@ def build_estimator(key: str, params: Mapping[str, Any], seed: int) -> Any:
     if key == "cat":
         from catboost import CatBoostClassifier
 
-        return CatBoostClassifier(**{"random_seed": seed, "verbose": 0, "thread_count": 2,
-                                     "allow_writing_files": False, **params})
+        return CatBoostClassifier(
+            **{"random_seed": seed, "verbose": 0, "thread_count": 2, "allow_writing_files": False, **params}
+        )
     if key == "lgbm":
         from lightgbm import LGBMClassifier
 
@@ -108,101 +110,13 @@ def build_estimator(key: str, params: Mapping[str, Any], seed: int) -> Any:
     raise ConfigError(f"unknown model '{key}' (use {', '.join(MODELS)})")
 
 
-def features(frame: pd.DataFrame) -> np.ndarray:
-    """The FEATURES as a float32 matrix (what every zoo model sees)."""
-    return np.ascontiguousarray(frame[FEATURES].to_numpy(dtype=np.float32))
-
-
 def fraud_scores(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
     """P(fraud) for each row of ``frame``."""
-    return np.asarray(estimator.predict_proba(features(frame))[:, 1], dtype=np.float64)
-
-
-# --- data variants -------------------------------------------------------------------------------
-
-def read_delta(path: str, spark: Any = None) -> pd.DataFrame | None:
-    """A Delta table as pandas (Spark when given, else deltalake); None when there is no table."""
-    if spark is not None:
-        from pyspark.errors import AnalysisException
-
-        try:
-            return spark.read.format("delta").load(path).toPandas()
-        except AnalysisException:
-            return None
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(path).to_pandas()
-    except (TableNotFoundError, FileNotFoundError, OSError):
-        return None
-
-
-@dataclass
-class TrainingSets:
-    """Training frames per data variant, and why a requested variant was skipped."""
-
-    frames: dict[str, pd.DataFrame]
-    skipped: dict[str, str] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)
-
-
-def _smote_variant(train: pd.DataFrame, cfg: Config, spark: Any) -> tuple[pd.DataFrame, str]:
-    path = join_path(cfg.get("delta.root"), cfg.get("synthetic.tables.smote"))
-    table = read_delta(path, spark)
-    if table is not None and SOURCE_COL in table.columns and ID_COL in train.columns:
-        real_ids = set(table.loc[table[SOURCE_COL] != SOURCE_SMOTE, ID_COL])
-        if real_ids == set(train[ID_COL]):
-            return table, f"table {path}"
-        log.warning("SMOTE table %s was made from other train rows than the current split: redoing SMOTE", path)
-    from fraud_ml.synthetic.smote import smote_table
-
-    made = smote_table(train, ratio=cfg.get("synthetic.smote.ratio"),
-                       k_neighbors=cfg.get("synthetic.smote.k_neighbors"), seed=int(cfg.get("project.seed")))
-    return made, f"in-process SMOTE (ratio {cfg.get('synthetic.smote.ratio')})"
-
-
-def _gan_variant(train: pd.DataFrame, cfg: Config, spark: Any, method: str) -> tuple[pd.DataFrame | None, str]:
-    path = join_path(cfg.get("delta.root"), cfg.get(f"synthetic.tables.{method}"))
-    table = read_delta(path, spark)
-    if table is None:
-        return None, f"no {method.upper()} table at {path} (run jobs/synthesize.py --method {method})"
-    rows = table[(table[SOURCE_COL] == method) & (table[LABEL] == 1)] if SOURCE_COL in table.columns else table
-    if rows.empty:
-        return None, f"the {method.upper()} table at {path} holds no '{method}' fraud rows"
-    columns = [c for c in train.columns if c in rows.columns]
-    return pd.concat([train, rows[columns]], ignore_index=True), f"train + {len(rows)} rows of {path}"
-
-
-def training_sets(train: pd.DataFrame, cfg: Config, variants: Sequence[str], spark: Any = None) -> TrainingSets:
-    """The training frame of each requested variant; absent/impossible ones are skipped with a note."""
-    out = TrainingSets(frames={})
-    for variant in parse_choices(variants, VARIANTS, "data variant"):
-        try:
-            if variant == "plain":
-                frame, origin = train, "train split"
-            elif variant == "smote":
-                frame, origin = _smote_variant(train, cfg, spark)
-            else:
-                frame, origin = _gan_variant(train, cfg, spark, {"wgan": SOURCE_WGAN, "cwgan": SOURCE_CWGAN}[variant])
-        except FraudMLError as exc:
-            frame, origin = None, f"{variant} not applicable: {exc}"
-        if frame is None:
-            out.skipped[variant] = origin
-            log.warning("skipping data variant '%s': %s", variant, origin)
-            continue
-        out.frames[variant], out.origins[variant] = frame, origin
-        log.info("data variant %-6s %7d rows, %5d frauds, %5d synthetic (%s)", variant, len(frame),
-                 int(frame[LABEL].sum()), synthetic_count(frame), origin)
-    return out
-
-
-def synthetic_count(frame: pd.DataFrame) -> int:
-    """Rows whose ``source`` is smote / wgan / cwgan."""
-    return int(frame[SOURCE_COL].isin(SYNTHETIC_SOURCES).sum()) if SOURCE_COL in frame.columns else 0
+    return np.asarray(estimator.predict_proba(feature_matrix(frame))[:, 1], dtype=np.float64)
 
 
 # --- the zoo -------------------------------------------------------------------------------------
+
 
 @dataclass
 class ZooRun:
@@ -222,11 +136,20 @@ class ZooRun:
 
     def row(self) -> dict[str, Any]:
         """One row of the comparison table."""
-        return {"model": self.model, "variant": self.variant, **{k: self.metrics[k] for k in
-                ("average_precision", "roc_auc", "precision", "recall", "f1", "tp", "fp", "fn", "tn")},
-                **{f"prod_{k}": self.production[k] for k in ("precision", "f1", "fpr", "alerts_per_10k")},
-                "threshold": self.threshold, "training_seconds": self.training_seconds,
-                "train_rows": self.train_rows, "synthetic_rows": self.synthetic_rows, "run_id": self.run_id}
+        return {
+            "model": self.model,
+            "variant": self.variant,
+            **{
+                k: self.metrics[k]
+                for k in ("average_precision", "roc_auc", "precision", "recall", "f1", "tp", "fp", "fn", "tn")
+            },
+            **{f"prod_{k}": self.production[k] for k in ("precision", "f1", "fpr", "alerts_per_10k")},
+            "threshold": self.threshold,
+            "training_seconds": self.training_seconds,
+            "train_rows": self.train_rows,
+            "synthetic_rows": self.synthetic_rows,
+            "run_id": self.run_id,
+        }
 
 
 def comparison_table(runs: Sequence[ZooRun]) -> pd.DataFrame:
@@ -245,14 +168,25 @@ def to_markdown(table: pd.DataFrame, columns: Sequence[str] | None = None, digit
         return str(v)
 
     numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in columns]
-    lines = ["| " + " | ".join(columns) + " |",
-             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for _, row in table.iterrows()]
     return "\n".join(lines)
 
 
-DISPLAY_COLUMNS = ["model", "variant", "average_precision", "roc_auc", "precision", "recall", "f1", "prod_precision",
-                   "prod_f1", "prod_alerts_per_10k", "threshold", "training_seconds"]
+DISPLAY_COLUMNS = [
+    "model",
+    "variant",
+    "average_precision",
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "prod_precision",
+    "prod_f1",
+    "prod_alerts_per_10k",
+    "threshold",
+    "training_seconds",
+]
 
 
 class ModelZoo:
@@ -262,24 +196,31 @@ class ModelZoo:
     >>> zoo.comparison_  # one row per model x variant
     """
 
-    def __init__(self, cfg: Config, models: Sequence[str] | str | None = None, progress: bool | None = None,
-                 run_name: str = "model-zoo") -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        models: Sequence[str] | str | None = None,
+        progress: bool | None = None,
+        run_name: str = "model-zoo",
+    ) -> None:
         self.cfg = cfg
-        self.models = parse_choices(models if models is not None else cfg.get("train.zoo.models"), list(MODELS),
-                                    "model")
+        self.models = parse_choices(
+            models if models is not None else cfg.get("train.zoo.models"), list(MODELS), "model"
+        )
         self.progress = cfg.get("train.zoo.progress", True) if progress is None else progress
         self.run_name = run_name
         self.seed = int(cfg.get("project.seed"))
 
-    def fit(self, train_sets: Mapping[str, pd.DataFrame] | TrainingSets, validation: pd.DataFrame,
-            test: pd.DataFrame) -> "ModelZoo":
+    def fit(
+        self, train_sets: Mapping[str, pd.DataFrame] | TrainingSets, validation: pd.DataFrame, test: pd.DataFrame
+    ) -> "ModelZoo":
         """Fit every model on every training set; sets ``runs_``, ``comparison_``, ``parent_run_id_``."""
         from tqdm.auto import tqdm
 
         sets = train_sets if isinstance(train_sets, TrainingSets) else TrainingSets(frames=dict(train_sets))
         if not sets.frames:
             raise FraudMLError("the model zoo got no training set (every data variant was skipped)")
-        validation, test = real_only(validation, "validation"), real_only(test, "test")
+        validation, test = real_rows(validation, "validation"), real_rows(test, "test")
         for name, frame in (("validation", validation), ("test", test)):
             assert synthetic_count(frame) == 0, f"synthetic rows in the {name} split"
         setup_mlflow(self.cfg)
@@ -288,10 +229,17 @@ class ModelZoo:
         with mlflow.start_run(run_name=self.run_name, nested=mlflow.active_run() is not None) as parent:
             self.parent_run_id_ = parent.info.run_id
             mlflow.set_tags({"job": "train", "kind": "model-zoo"})
-            mlflow.log_params({"models": ",".join(self.models), "variants": ",".join(sets.frames),
-                               "seed": self.seed, "threshold_strategy": self.cfg.get("train.threshold.strategy"),
-                               "validation_rows": len(validation), "test_rows": len(test),
-                               "test_frauds": int(test[LABEL].sum())})
+            mlflow.log_params(
+                {
+                    "models": ",".join(self.models),
+                    "variants": ",".join(sets.frames),
+                    "seed": self.seed,
+                    "threshold_strategy": self.cfg.get("train.threshold.strategy"),
+                    "validation_rows": len(validation),
+                    "test_rows": len(test),
+                    "test_frauds": int(test[LABEL].sum()),
+                }
+            )
             for variant, note in sets.skipped.items():
                 mlflow.set_tag(f"skipped.{variant}", note[:250])
             for variant, origin in sets.origins.items():
@@ -310,20 +258,35 @@ class ModelZoo:
             mlflow.log_metric("best_test_average_precision", float(best["average_precision"]))
         return self
 
-    def _fit_one(self, key: str, variant: str, train: pd.DataFrame, validation: pd.DataFrame,
-                 test: pd.DataFrame) -> ZooRun:
+    def _fit_one(
+        self, key: str, variant: str, train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame
+    ) -> ZooRun:
         name, params = MODELS[key], model_params(self.cfg, key)
         n_synthetic = synthetic_count(train)
-        log.info("training %s on %s: %d rows, %d frauds (%d synthetic)", name, variant, len(train),
-                 int(train[LABEL].sum()), n_synthetic)
+        log.info(
+            "training %s on %s: %d rows, %d frauds (%d synthetic)",
+            name,
+            variant,
+            len(train),
+            int(train[LABEL].sum()),
+            n_synthetic,
+        )
         with mlflow.start_run(run_name=f"{key}-{variant}", nested=True) as run:
             mlflow.set_tags({"model": name, "model_key": key, "variant": variant})
             mlflow.log_params({f"{key}.{k}": v for k, v in params.items()})
-            mlflow.log_params({"model": name, "variant": variant, "seed": self.seed, "train_rows": len(train),
-                               "train_frauds": int(train[LABEL].sum()), "synthetic_rows": n_synthetic})
+            mlflow.log_params(
+                {
+                    "model": name,
+                    "variant": variant,
+                    "seed": self.seed,
+                    "train_rows": len(train),
+                    "train_frauds": int(train[LABEL].sum()),
+                    "synthetic_rows": n_synthetic,
+                }
+            )
             estimator = build_estimator(key, params, self.seed)
             started = time.perf_counter()
-            estimator.fit(features(train), train[LABEL].to_numpy(dtype=np.int32))
+            estimator.fit(feature_matrix(train), train[LABEL].to_numpy(dtype=np.int32))
             training_seconds = time.perf_counter() - started
             val_scores = fraud_scores(estimator, validation)
             y_val = validation[LABEL].to_numpy()
@@ -331,8 +294,9 @@ class ModelZoo:
             val_ap = evaluate(y_val, val_scores, threshold)["average_precision"]
             test_scores = fraud_scores(estimator, test)
             metrics = evaluate(test[LABEL].to_numpy(), test_scores, threshold)
-            production = production_report(test[LABEL].to_numpy(), test_scores, threshold,
-                                           self.cfg.get("train.production_fraud_rate"))
+            production = production_report(
+                test[LABEL].to_numpy(), test_scores, threshold, self.cfg.get("train.production_fraud_rate")
+            )
             mlflow.log_metrics({f"test_production_{k}": v for k, v in production.items()})
             mlflow.log_metric("training_seconds", training_seconds)
             if np.isfinite(val_ap):
@@ -340,15 +304,39 @@ class ModelZoo:
             mlflow.log_metrics({f"test_{k}": float(v) for k, v in metrics.items() if np.isfinite(v)})
             with tempfile.TemporaryDirectory() as tmp:
                 title = f"{name} / {variant}"
-                save_pr_curve(Path(tmp) / "pr_curve.png", test[LABEL].to_numpy(), test_scores, threshold,
-                              f"{title}: PR curve (test)")
+                save_pr_curve(
+                    Path(tmp) / "pr_curve.png",
+                    test[LABEL].to_numpy(),
+                    test_scores,
+                    threshold,
+                    f"{title}: PR curve (test)",
+                )
                 save_confusion_matrix(Path(tmp) / "confusion_matrix.png", metrics, f"{title} (test)")
                 for artifact in RUN_ARTIFACTS:
                     mlflow.log_artifact(str(Path(tmp) / artifact))
-            log.info("%s on %s: test AP %.4f ROC AUC %.4f F1 %.3f (threshold %.3f) in %.1fs", name, variant,
-                     metrics["average_precision"], metrics["roc_auc"], metrics["f1"], threshold, training_seconds)
-        return ZooRun(name, key, variant, run.info.run_id, metrics, threshold, training_seconds, val_ap, len(train),
-                      n_synthetic, production)
+            log.info(
+                "%s on %s: test AP %.4f ROC AUC %.4f F1 %.3f (threshold %.3f) in %.1fs",
+                name,
+                variant,
+                metrics["average_precision"],
+                metrics["roc_auc"],
+                metrics["f1"],
+                threshold,
+                training_seconds,
+            )
+        return ZooRun(
+            name,
+            key,
+            variant,
+            run.info.run_id,
+            metrics,
+            threshold,
+            training_seconds,
+            val_ap,
+            len(train),
+            n_synthetic,
+            production,
+        )
 
     def _log_comparison(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -364,9 +352,16 @@ class ModelZoo:
         return to_markdown(self.comparison_, DISPLAY_COLUMNS)
 
 
-def run_zoo(splits: Mapping[str, pd.DataFrame], cfg: Config, models: Sequence[str] | str | None = None,
-            variants: Sequence[str] | str | None = None, spark: Any = None, progress: bool | None = None) -> ModelZoo:
+def run_zoo(
+    splits: Mapping[str, pd.DataFrame],
+    cfg: Config,
+    models: Sequence[str] | str | None = None,
+    variants: Sequence[str] | str | None = None,
+    spark: Any = None,
+    progress: bool | None = None,
+) -> ModelZoo:
     """Build the variants' training sets from ``splits`` (+ synthetic tables) and fit the zoo."""
-    sets = training_sets(splits["train"], cfg, variants if variants is not None else cfg.get("train.zoo.variants"),
-                         spark)
+    sets = training_sets(
+        splits["train"], cfg, variants if variants is not None else cfg.get("train.zoo.variants"), spark
+    )
     return ModelZoo(cfg, models, progress).fit(sets, splits["validation"], splits["test"])

@@ -1,4 +1,5 @@
 """fraud_ml.io.delta: the stream's tagged, idempotent deltalake appends and the narrow "no table" rule."""
+
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -15,8 +16,11 @@ from fraud_ml.io.delta import (
 )
 
 SCHEMA = pa.schema([pa.field("batch_id", pa.int64()), pa.field("value", pa.float64())])
-PROPS = {"delta.checkpointInterval": "100", "delta.logRetentionDuration": "interval 1 hours",
-         "delta.deletedFileRetentionDuration": "interval 1 hours"}
+PROPS = {
+    "delta.checkpointInterval": "100",
+    "delta.logRetentionDuration": "interval 1 hours",
+    "delta.deletedFileRetentionDuration": "interval 1 hours",
+}
 
 
 def tag(batch: int, query: str = "q1", app: str = "app") -> BatchTag:
@@ -126,7 +130,9 @@ def test_only_a_missing_table_reads_as_no_table(tmp_path):
 
 def test_accounted_rows_sums_scored_and_quarantined(tmp_path):
     path = str(tmp_path / "m")
-    table = StreamTable(path, pa.schema([("rows", pa.int64()), ("quarantined", pa.int64())]), {}, Maintenance(0, 1, 1, False))
+    table = StreamTable(
+        path, pa.schema([("rows", pa.int64()), ("quarantined", pa.int64())]), {}, Maintenance(0, 1, 1, False)
+    )
     table.append(pa.table({"rows": [3], "quarantined": [1]}), tag(0))
     table.append(pa.table({"rows": [5], "quarantined": [0]}), tag(1))
     assert accounted_rows(path) == 9

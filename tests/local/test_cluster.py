@@ -12,6 +12,7 @@ To run another job on the cluster (e.g. jobs/stream_score.py --available-now wit
 the ``kafka_broker`` fixture and a registered model) add a ClusterJob and a test
 like ``test_prepare_data_runs_on_the_cluster``: ``run_on_cluster`` does the rest.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(1200),
     pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"), reason="no Java runtime"),
-    pytest.mark.skipif(bool(missing_jars(SPARK_JARS, "spark")), reason=f"Spark jars not resolved in {SPARK_JARS}: run `make jars`"),
+    pytest.mark.skipif(
+        bool(missing_jars(SPARK_JARS, "spark")), reason=f"Spark jars not resolved in {SPARK_JARS}: run `make jars`"
+    ),
 ]
 
 
@@ -46,24 +49,25 @@ class ClusterJob:
     """A job run as its own driver process against the cluster."""
 
     name: str
-    argv: list[str]                       # after the python executable, relative to the repo root
+    argv: list[str]  # after the python executable, relative to the repo root
     overrides: list[str] = field(default_factory=list)
-    timeout_s: float = 420.0          # a ceiling: ~30-60 s on an idle machine, far more on a loaded one
+    timeout_s: float = 420.0  # a ceiling: ~30-60 s on an idle machine, far more on a loaded one
 
 
 @dataclass
 class JobRun:
     proc: subprocess.CompletedProcess
-    app: dict                             # the master's record of the application
-    work_dir: Path                        # the worker's folder for this application (executor logs)
+    app: dict  # the master's record of the application
+    work_dir: Path  # the worker's folder for this application (executor logs)
     seconds: float
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> StandaloneCluster:
     """One master + one worker (1 core, 1g), stopped however the tests end."""
-    started = start_cluster(tmp_path_factory.mktemp("standalone"), workers=1, cores=1, memory="1g",
-                            timeout=90, python=sys.executable)
+    started = start_cluster(
+        tmp_path_factory.mktemp("standalone"), workers=1, cores=1, memory="1g", timeout=90, python=sys.executable
+    )
     try:
         yield started
     finally:
@@ -75,18 +79,27 @@ def cluster(tmp_path_factory) -> StandaloneCluster:
 def cluster_conf(cluster: StandaloneCluster, tmp_path: Path) -> Path:
     """conf/local.yaml pointed at the cluster, with every output in tmp_path and a small footprint."""
     data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
-    data["spark"].update({
-        "master": cluster.master_url, "driver_memory": "1g", "shuffle_partitions": 2,
-        # Executors must fit the 1g worker; one core keeps the test light on a shared machine.
-        # Delta's default 50 snapshot partitions cost 50 one-core tasks per table read.
-        "conf": {"spark.executor.memory": "512m", "spark.cores.max": "1", "spark.ui.enabled": "false",
-                 "spark.databricks.delta.snapshotPartitions": "2"},
-    })
+    data["spark"].update(
+        {
+            "master": cluster.master_url,
+            "driver_memory": "1g",
+            "shuffle_partitions": 2,
+            # Executors must fit the 1g worker; one core keeps the test light on a shared machine.
+            # Delta's default 50 snapshot partitions cost 50 one-core tasks per table read.
+            "conf": {
+                "spark.executor.memory": "512m",
+                "spark.cores.max": "1",
+                "spark.ui.enabled": "false",
+                "spark.databricks.delta.snapshotPartitions": "2",
+            },
+        }
+    )
     data["data"].update({"input": "", "synthetic_rows": ROWS})
     data["delta"]["root"] = str(tmp_path / "delta")
     data["stream"]["checkpoint_dir"] = str(tmp_path / "checkpoints")
-    data["mlflow"].update({"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                           "artifact_location": str(tmp_path / "artifacts")})
+    data["mlflow"].update(
+        {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifact_location": str(tmp_path / "artifacts")}
+    )
     path = tmp_path / "cluster-test.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -94,25 +107,39 @@ def cluster_conf(cluster: StandaloneCluster, tmp_path: Path) -> Path:
 
 def driver_env() -> dict[str, str]:
     """A clean environment for a driver process: no config overrides or gateway of this session."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FRAUD_ML", "PYSPARK_GATEWAY", "MLFLOW_")) and k not in ("SPARK_SUBMIT_OPTS", "SPARK_HOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FRAUD_ML", "PYSPARK_GATEWAY", "MLFLOW_")) and k not in ("SPARK_SUBMIT_OPTS", "SPARK_HOME")
+    }
     # Executors start Python workers with the driver's PYSPARK_PYTHON: the venv's interpreter.
-    env.update({"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-                "SPARK_LOCAL_IP": "127.0.0.1"})
+    env.update(
+        {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    )
     return env
 
 
 def run_on_cluster(cluster: StandaloneCluster, conf: Path, job: ClusterJob, app_name: str) -> JobRun:
     """Run ``job`` as a driver on ``cluster``; return the process and the master's record of its app."""
     before = {a["id"] for a in cluster.completed_apps()}
-    argv = [sys.executable, *job.argv, "--conf", str(conf), "--set", f"spark.master={cluster.master_url}",
-            *[a for o in job.overrides for a in ("--set", o)]]
+    argv = [
+        sys.executable,
+        *job.argv,
+        "--conf",
+        str(conf),
+        "--set",
+        f"spark.master={cluster.master_url}",
+        *[a for o in job.overrides for a in ("--set", o)],
+    ]
     started = time.monotonic()
-    proc = subprocess.run(argv, cwd=PROJECT_ROOT, env=driver_env(), capture_output=True, text=True,
-                          timeout=job.timeout_s)
+    proc = subprocess.run(
+        argv, cwd=PROJECT_ROOT, env=driver_env(), capture_output=True, text=True, timeout=job.timeout_s
+    )
     seconds = time.monotonic() - started
-    assert proc.returncode == 0, (f"{job.name} failed on {cluster.master_url} (rc {proc.returncode}):\n"
-                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    assert proc.returncode == 0, (
+        f"{job.name} failed on {cluster.master_url} (rc {proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    )
     # The master moves the app to "completed" once the driver has disconnected.
     deadline = time.monotonic() + 30
     new: list[dict] = []
@@ -212,8 +239,9 @@ def test_prepare_data_runs_on_the_cluster(cluster: StandaloneCluster, cluster_co
     # Second driver: executors read what the first one wrote and run Python (pandas UDF) tasks.
     script = tmp_path / "cluster_probe.py"
     script.write_text(PROBE_SCRIPT, encoding="utf-8")
-    probe = run_on_cluster(cluster, cluster_conf, ClusterJob(name="probe", argv=[str(script)]),
-                           app_name="fraud-ml-cluster-probe")
+    probe = run_on_cluster(
+        cluster, cluster_conf, ClusterJob(name="probe", argv=[str(script)]), app_name="fraud-ml-cluster-probe"
+    )
     assert_ran_executors(probe)
     print(f"probe on the cluster: {probe.seconds:.0f}s")
     result = json.loads(probe.proc.stdout.strip().splitlines()[-1])
@@ -228,23 +256,38 @@ def test_prepare_data_runs_on_the_cluster(cluster: StandaloneCluster, cluster_co
 STREAM = ClusterJob(name="stream_score", argv=["jobs/stream_score.py", "--available-now"])
 
 
-def test_stream_score_runs_on_the_cluster(cluster: StandaloneCluster, cluster_conf: Path, tmp_path: Path,
-                                          kafka_broker, registered_champion, base_config, champion_delta_root):
+def test_stream_score_runs_on_the_cluster(
+    cluster: StandaloneCluster,
+    cluster_conf: Path,
+    tmp_path: Path,
+    kafka_broker,
+    registered_champion,
+    base_config,
+    champion_delta_root,
+):
     """The streaming job, unchanged, with --master spark://...: Kafka -> pyfunc UDF on executors -> Delta."""
     from fraud_ml.io.kafka import create_topic
     from fraud_ml.streaming.producer import replay, replay_frame
 
     topic = "cluster-stream"
-    cfg = base_config.with_overrides([f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-                                      f"kafka.topic={topic}"], env={})
+    cfg = base_config.with_overrides(
+        [f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}"], env={}
+    )
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     champion_root = champion_delta_root
     frame = replay_frame(read_delta(Path(champion_root) / "test"), 600)
     replay(frame, cfg, rate=0)
-    job = ClusterJob(name=STREAM.name, argv=STREAM.argv, overrides=[
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}", "kafka.partitions=2",
-        f"mlflow.tracking_uri={base_config.get('mlflow.tracking_uri')}",
-        f"mlflow.artifact_location={base_config.get('mlflow.artifact_location')}"])
+    job = ClusterJob(
+        name=STREAM.name,
+        argv=STREAM.argv,
+        overrides=[
+            f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+            f"kafka.topic={topic}",
+            "kafka.partitions=2",
+            f"mlflow.tracking_uri={base_config.get('mlflow.tracking_uri')}",
+            f"mlflow.artifact_location={base_config.get('mlflow.artifact_location')}",
+        ],
+    )
     run = run_on_cluster(cluster, cluster_conf, job, app_name="fraud-ml-stream")
     assert_ran_executors(run)
     print(f"stream_score on the cluster: {run.seconds:.0f}s")

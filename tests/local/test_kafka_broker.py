@@ -21,8 +21,9 @@ def test_round_trip_message(kafka_broker):
     p = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
     p.produce("kl-rt", key=b"k", value=b"hello")
     assert p.flush(20) == 0
-    c = Consumer({"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": "t",
-                  "auto.offset.reset": "earliest"})
+    c = Consumer(
+        {"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": "t", "auto.offset.reset": "earliest"}
+    )
     c.subscribe(["kl-rt"])
     msg = None
     for _ in range(40):
@@ -34,8 +35,9 @@ def test_round_trip_message(kafka_broker):
 
 
 def test_second_broker_on_a_taken_port_fails_clearly(kafka_broker, tmp_path):
-    clash = LocalKafkaBroker(kafka_broker.jars_dir, tmp_path / "k2", port=kafka_broker.port,
-                             controller_port=kafka_broker.controller_port)
+    clash = LocalKafkaBroker(
+        kafka_broker.jars_dir, tmp_path / "k2", port=kafka_broker.port, controller_port=kafka_broker.controller_port
+    )
     with pytest.raises(KafkaUnavailableError, match="is taken by another process"):
         clash.start()
 
@@ -74,8 +76,9 @@ def test_a_broker_still_exec_ing_java_is_not_taken_for_a_dead_one(kafka_broker, 
     from fraud_ml.local.kafka_broker import free_port
 
     monkeypatch.setattr(kafka_local, "is_broker_process", lambda pid, properties: False)
-    broker = LocalKafkaBroker(kafka_broker.jars_dir, tmp_path / "slow-exec", port=free_port(),
-                              controller_port=free_port())
+    broker = LocalKafkaBroker(
+        kafka_broker.jars_dir, tmp_path / "slow-exec", port=free_port(), controller_port=free_port()
+    )
     try:
         broker.start()
         assert admin_client(broker.bootstrap_servers).list_topics(timeout=10).brokers

@@ -3,6 +3,7 @@
 Every number the page shows is compared with the same number computed here
 independently (sklearn, pandas, numpy) from the frames that were written.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,21 +54,32 @@ def charts(at: AppTest) -> list[pd.DataFrame]:
 def quality(rows: pd.DataFrame) -> tuple[float, float, float, list[list[int]]]:
     known = rows[rows["label"].notna()]
     y, d = known["label"].astype(int), known["decision"].astype(int)
-    return (precision_score(y, d), recall_score(y, d), f1_score(y, d),
-            confusion_matrix(y, d, labels=[0, 1]).tolist())
+    return (precision_score(y, d), recall_score(y, d), f1_score(y, d), confusion_matrix(y, d, labels=[0, 1]).tolist())
 
 
 def write_drift(root: Path) -> pd.DataFrame:
     t0 = pd.Timestamp("2024-05-01 12:00", tz="UTC")
     rows = []
-    for start, psis in ((t0, {"Amount": 0.01, "V14": 0.02, "probability": 0.0}),
-                        (t0 + pd.Timedelta(minutes=1), {"Amount": 0.05, "V14": 0.35, "probability": 0.12})):
+    for start, psis in (
+        (t0, {"Amount": 0.01, "V14": 0.02, "probability": 0.0}),
+        (t0 + pd.Timedelta(minutes=1), {"Amount": 0.05, "V14": 0.35, "probability": 0.12}),
+    ):
         for feature, value in psis.items():
             score = feature == "probability"
-            rows.append({"window_start": start, "window_end": start + pd.Timedelta(minutes=1), "feature": feature,
-                         "model_version": "1" if score else None, "psi": value, "rows": 300,
-                         "reference": "first 5000 predictions of model version 1" if score else "train",
-                         "reference_rows": 5000 if score else 2700, "bins": 10, "computed_at": t0})
+            rows.append(
+                {
+                    "window_start": start,
+                    "window_end": start + pd.Timedelta(minutes=1),
+                    "feature": feature,
+                    "model_version": "1" if score else None,
+                    "psi": value,
+                    "rows": 300,
+                    "reference": "first 5000 predictions of model version 1" if score else "train",
+                    "reference_rows": 5000 if score else 2700,
+                    "bins": 10,
+                    "computed_at": t0,
+                }
+            )
     frame = pd.DataFrame(rows)
     write_deltalake(str(root / "drift"), pa.Table.from_pandas(frame, schema=DRIFT_SCHEMA, preserve_index=False))
     return frame
@@ -87,8 +99,14 @@ def test_every_panel_matches_the_tables(full_tables, monkeypatch):
     at = run_app(root, monkeypatch)
     preds, batch_metrics = tables.predictions, tables.metrics
     shown = metrics(at)
-    assert [h.value for h in at.header] == ["Totals", "Live quality", "Latency & throughput", "Alerts",
-                                            "Score distribution", "Drift"]
+    assert [h.value for h in at.header] == [
+        "Totals",
+        "Live quality",
+        "Latency & throughput",
+        "Alerts",
+        "Score distribution",
+        "Drift",
+    ]
     # totals
     assert shown["Transactions scored"] == f"{len(preds):,}"
     assert shown["Flagged"] == f"{int(preds['decision'].sum()):,}"
@@ -106,21 +124,27 @@ def test_every_panel_matches_the_tables(full_tables, monkeypatch):
         assert shown[f"Recall ({key})"] == f"{r:.3f}"
         assert shown[f"F1 ({key})"] == f"{f:.3f}"
         assert table.value.to_numpy().tolist() == cm
-    assert shown["Precision (whole run)"] != shown["Precision (recent)"] or \
-        shown["Recall (whole run)"] != shown["Recall (recent)"]
+    assert (
+        shown["Precision (whole run)"] != shown["Precision (recent)"]
+        or shown["Recall (whole run)"] != shown["Recall (recent)"]
+    )
     # fraud rate per interval: the title names the interval, one row per minute
     assert "Fraud rate per 1 minute" in [s.value for s in at.subheader]
     per_interval = at.dataframe[0].value
     minute = preds["scored_at"].dt.floor("1min")
-    expected = preds.groupby(minute).agg(transactions=("batch_id", "size"),
-                                         frauds=("label", lambda s: int((s == 1).sum())),
-                                         labeled=("label", lambda s: int(s.notna().sum())))
+    expected = preds.groupby(minute).agg(
+        transactions=("batch_id", "size"),
+        frauds=("label", lambda s: int((s == 1).sum())),
+        labeled=("label", lambda s: int(s.notna().sum())),
+    )
     assert per_interval["interval_start"].tolist() == list(expected.index)
     assert per_interval["transactions"].tolist() == expected["transactions"].tolist()
     np.testing.assert_allclose(per_interval["fraud_rate"], expected["frauds"] / expected["labeled"])
     # latency and throughput, measured from batch_metrics
-    wall = batch_metrics["rows"].sum() / (batch_metrics["committed_at"].max()
-                                          - batch_metrics["started_at"].min()).total_seconds()
+    wall = (
+        batch_metrics["rows"].sum()
+        / (batch_metrics["committed_at"].max() - batch_metrics["started_at"].min()).total_seconds()
+    )
     busy = batch_metrics["rows"].sum() / (batch_metrics["processing_ms"].sum() / 1000)
     assert shown["Throughput (rows/s, whole run)"] == f"{wall:,.1f}"
     assert shown["Throughput while processing (rows/s)"] == f"{busy:,.1f}"
@@ -192,7 +216,9 @@ def test_new_batches_appear_on_the_next_refresh(tmp_path, monkeypatch, stream_da
 def test_predictions_without_batch_metrics(tmp_path, monkeypatch, stream_data):
     root = tmp_path / "delta"
     rng = np.random.default_rng(2)
-    stream_data.append_batch(root, stream_data.make_batch(0, 60, stream_data.base_time, rng), processing_ms=100.0, with_metrics=False)
+    stream_data.append_batch(
+        root, stream_data.make_batch(0, 60, stream_data.base_time, rng), processing_ms=100.0, with_metrics=False
+    )
     at = run_app(root, monkeypatch, fraud_rate_interval="30s")
     assert "Fraud rate per 30 seconds" in [s.value for s in at.subheader]
     infos = [i.value for i in at.info]
@@ -204,4 +230,3 @@ def test_bad_config_is_reported_not_raised(tmp_path, monkeypatch):
     at = run_app(tmp_path, monkeypatch, fraud_rate_interval="sometimes")
     (error,) = at.error
     assert "Configuration error" in error.value and "sometimes" in error.value
-

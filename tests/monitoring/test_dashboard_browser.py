@@ -4,6 +4,7 @@ Chromium is Debian's ``chromium`` package (scripts/install_browser.sh installs i
 the test skips with the reason when it is absent and cannot be installed.
 Set DASHBOARD_SCREENSHOT=/some/path.png to keep the screenshot.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,15 @@ from deltalake import write_deltalake
 from fraud_ml.local.browser import Chromium, StreamlitServer, ensure_chromium
 from fraud_ml.monitoring.drift import DRIFT_SCHEMA
 
-PANELS = ["Fraud detection monitor", "Totals", "Live quality", "Latency & throughput", "Alerts",
-          "Score distribution", "Drift"]
+PANELS = [
+    "Fraud detection monitor",
+    "Totals",
+    "Live quality",
+    "Latency & throughput",
+    "Alerts",
+    "Score distribution",
+    "Drift",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +50,39 @@ def test_dashboard_in_headless_chromium(chromium, tmp_path, stream_data):
     root = tmp_path / "delta"
     tables = stream_data.write_stream_tables(root, batches=6, rows=150, seed=5)
     t0 = pd.Timestamp("2024-05-01 12:04", tz="UTC")
-    drift = pd.DataFrame([{"window_start": t0, "window_end": t0 + pd.Timedelta(minutes=1), "feature": f,
-                           "model_version": None, "psi": v, "rows": 185, "reference": "train", "reference_rows": 2700,
-                           "bins": 10, "computed_at": t0} for f, v in (("V14", 0.31), ("Amount", 0.04))])
+    drift = pd.DataFrame(
+        [
+            {
+                "window_start": t0,
+                "window_end": t0 + pd.Timedelta(minutes=1),
+                "feature": f,
+                "model_version": None,
+                "psi": v,
+                "rows": 185,
+                "reference": "train",
+                "reference_rows": 2700,
+                "bins": 10,
+                "computed_at": t0,
+            }
+            for f, v in (("V14", 0.31), ("Amount", 0.04))
+        ]
+    )
     write_deltalake(str(root / "drift"), pa.Table.from_pandas(drift, schema=DRIFT_SCHEMA, preserve_index=False))
     preds = tables.predictions
     env = {"FRAUD_ML__DELTA__ROOT": str(root), "FRAUD_ML__DASHBOARD__REFRESH_SECONDS": "3"}
     with StreamlitServer(env, tmp_path / "streamlit.log") as server, Chromium(chromium, tmp_path / "profile") as page:
         page.navigate(server.url)
-        text = page.wait_for_text([*PANELS, "Transactions scored", f"{len(preds):,}", "Fraud rate per 1 minute",
-                                   "Confusion matrix (whole run", "PSI above 0.2"], timeout=60)
+        text = page.wait_for_text(
+            [
+                *PANELS,
+                "Transactions scored",
+                f"{len(preds):,}",
+                "Fraud rate per 1 minute",
+                "Confusion matrix (whole run",
+                "PSI above 0.2",
+            ],
+            timeout=60,
+        )
         # every chart has drawn (Vega renders after the text is in the page)
         page.wait_for("document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= 6", timeout=20)
         shot = page.screenshot(tmp_path / "dashboard.png")

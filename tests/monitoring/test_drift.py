@@ -1,4 +1,5 @@
 """Drift job: PSI per window of features (vs train) and score (vs each version's first rows)."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,12 @@ from fraud_ml.monitoring.drift import (
     score_references,
 )
 
-WINDOW_OVERRIDES = ("dashboard.drift_window=1min", "dashboard.drift_min_rows=100",
-                    "dashboard.drift_reference_rows=200", "dashboard.psi_bins=10")
+WINDOW_OVERRIDES = (
+    "drift.window=1min",
+    "drift.min_rows=100",
+    "drift.reference_rows=200",
+    "drift.psi_bins=10",
+)
 
 
 def independent_psi(reference: np.ndarray, actual: np.ndarray, bins: int) -> float:
@@ -72,14 +77,15 @@ def test_run_drift_matches_independent_psi(tables, stream_data):
             assert row.psi == pytest.approx(independent_psi(ref[f].to_numpy(), actual, 10), rel=1e-9)
             assert row.reference == "train" and row.reference_rows == len(ref)
     v14 = drift[drift["feature"] == "V14"].set_index("window_start")["psi"].sort_index()
-    assert (v14.iloc[:3] < 0.2).all()          # batches 0-3: same distribution as train
-    assert (v14.iloc[-2:] > 0.5).all()         # batches 4-5: shifted by +2
+    assert (v14.iloc[:3] < 0.2).all()  # batches 0-3: same distribution as train
+    assert (v14.iloc[-2:] > 0.5).all()  # batches 4-5: shifted by +2
     # score: per version, against that version's first 200 predictions
     scores = drift[drift["feature"] == "probability"]
     assert sorted(scores["model_version"].unique()) == ["1", "2"]
     for row in scores.itertuples():
         mine = preds[preds["model_version"] == row.model_version].sort_values(
-            ["scored_at", "batch_id", "kafka_partition", "kafka_offset"], kind="stable")
+            ["scored_at", "batch_id", "kafka_partition", "kafka_offset"], kind="stable"
+        )
         reference = mine["probability"].head(200).to_numpy()
         actual = mine.loc[mine["scored_at"].dt.floor("1min") == row.window_start, "probability"].to_numpy()
         assert row.rows == len(actual) and row.reference_rows == 200
@@ -95,8 +101,15 @@ def test_incremental_run_equals_full_recompute(tables, tmp_path, kept_references
     # More batches arrive, two of them in the last (12:04) window: it is recomputed, not duplicated.
     rng = np.random.default_rng(4)
     for i, seconds in enumerate((280, 330, 400)):
-        batch = stream_data.make_batch(6 + i, 120, stream_data.base_time + pd.Timedelta(seconds=seconds), rng, "2", shift=2.0,
-                           offset_start=10_000 * (i + 1))
+        batch = stream_data.make_batch(
+            6 + i,
+            120,
+            stream_data.base_time + pd.Timedelta(seconds=seconds),
+            rng,
+            "2",
+            shift=2.0,
+            offset_start=10_000 * (i + 1),
+        )
         stream_data.append_batch(Path(cfg.get("delta.root")), batch, processing_ms=300.0)
     result = run_drift(cfg, references=refs)
     assert result.since == first_version["window_start"].max()
@@ -114,8 +127,14 @@ def test_incremental_run_equals_full_recompute(tables, tmp_path, kept_references
 def test_small_windows_are_skipped():
     settings = DriftSettings(features=("V4",), window="1min", bins=4, min_rows=50, reference_rows=10)
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
-    preds = pd.DataFrame({"scored_at": [t0] * 60 + [t0 + pd.Timedelta(minutes=1)] * 10,
-                          "model_version": "1", "probability": np.linspace(0, 1, 70), "V4": np.linspace(-1, 1, 70)})
+    preds = pd.DataFrame(
+        {
+            "scored_at": [t0] * 60 + [t0 + pd.Timedelta(minutes=1)] * 10,
+            "model_version": "1",
+            "probability": np.linspace(0, 1, 70),
+            "V4": np.linspace(-1, 1, 70),
+        }
+    )
     ref = pd.DataFrame({"V4": np.linspace(-1, 1, 200)})
     out = compute_drift(preds, ref, score_references(preds, 10), settings)
     assert out["window_start"].unique().tolist() == [t0]
@@ -125,7 +144,11 @@ def test_small_windows_are_skipped():
 def test_job_without_predictions_exits_2_with_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "jobs" / "drift.py"), "--set", f"delta.root={tmp_path / 'none'}"],
-        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "no predictions table" in errors[0] and "Traceback" not in proc.stderr

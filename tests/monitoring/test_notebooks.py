@@ -2,6 +2,7 @@
 
 Also checks that the committed notebooks carry no outputs.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def execute(name: str, env: dict[str, str], monkeypatch, timeout: int = 240) -> 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
     return nb
 
 
@@ -58,12 +60,15 @@ def explore_env(tmp_path, stream_data):
     root = tmp_path / "delta"
     tables = stream_data.write_stream_tables(root, batches=4, rows=80, seed=13)
     stream_data.write_train_table(root, rows=1000)
-    run_drift(load_config(overrides=[f"delta.root={root}", "dashboard.drift_min_rows=50"], env={}))
+    run_drift(load_config(overrides=[f"delta.root={root}", "drift.min_rows=50"], env={}))
     conf = yaml.safe_load((PROJECT_ROOT / "conf" / "local.yaml").read_text())
     conf["delta"]["root"] = str(root)
     conf["spark"].update(master="local[1]", driver_memory="1g", shuffle_partitions=1)
-    conf["spark"]["conf"] = {"spark.ui.enabled": "false", "spark.sql.adaptive.enabled": "false",
-                             "spark.databricks.delta.snapshotPartitions": "1"}
+    conf["spark"]["conf"] = {
+        "spark.ui.enabled": "false",
+        "spark.sql.adaptive.enabled": "false",
+        "spark.databricks.delta.snapshotPartitions": "1",
+    }
     conf_path = tmp_path / "notebook.yaml"
     conf_path.write_text(yaml.safe_dump(conf))
     return {"FRAUD_ML_CONF": str(conf_path), "FRAUD_ML_DELTA_ROOT": str(root)}, tables
@@ -137,8 +142,15 @@ def test_model_report_runs_on_mlflow_runs(tmp_path, monkeypatch):
             with mlflow.start_run(experiment_id=experiment, run_name=f"{key}-plain", nested=True) as child:
                 mlflow.set_tags({"model": model, "model_key": key, "variant": "plain"})
                 mlflow.log_params({"model": model, "variant": "plain"})
-                mlflow.log_metrics({"test_average_precision": ap, "test_roc_auc": 0.9, "test_f1": ap - 0.05,
-                                    "test_tp": 40, "test_threshold": 0.5})
+                mlflow.log_metrics(
+                    {
+                        "test_average_precision": ap,
+                        "test_roc_auc": 0.9,
+                        "test_f1": ap - 0.05,
+                        "test_tp": 40,
+                        "test_threshold": 0.5,
+                    }
+                )
                 mlflow.log_artifact(str(png))
             rows.append({"model": model, "variant": "plain", "average_precision": ap, "run_id": child.info.run_id})
         mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "comparison.csv")
@@ -155,7 +167,7 @@ def test_model_report_runs_on_mlflow_runs(tmp_path, monkeypatch):
     assert "PR curves plotted for 2 of 5 runs, logged PR-curve images shown for 2" in text
     assert "no-curve: no pr_curve.json/pr_curve.csv/pr_curve.png artifact" in text
     # side-by-side table ranked by test average precision
-    table = text[text.index("test_average_precision"):]
+    table = text[text.index("test_average_precision") :]
     lines = {line.split()[0]: line.split() for line in table.splitlines() if line.strip()}
     assert lines["xgboost-json"][1] == "xgboost" and lines["rf-plain"][1:3] == ["RandomForest", "plain"]
     order = [table.index(n) for n in ("xgboost-json", "rf-plain", "logistic-csv", "dt-plain", "no-curve")]

@@ -1,4 +1,5 @@
 """Pure monitoring computations and incremental Delta reading (deltalake only, no Spark)."""
+
 from __future__ import annotations
 
 import math
@@ -39,13 +40,15 @@ T0 = pd.Timestamp("2024-01-01 00:00:00", tz="UTC")
 
 
 def rows(batch_ids, seconds, decisions, labels) -> pd.DataFrame:
-    return pd.DataFrame({
-        "batch_id": np.asarray(batch_ids, dtype="int64"),
-        "scored_at": [T0 + pd.Timedelta(seconds=s) for s in seconds],
-        "probability": np.linspace(0, 1, len(batch_ids)),
-        "decision": np.asarray(decisions, dtype="int32"),
-        "label": pd.array(labels, dtype="Int32"),
-    })
+    return pd.DataFrame(
+        {
+            "batch_id": np.asarray(batch_ids, dtype="int64"),
+            "scored_at": [T0 + pd.Timedelta(seconds=s) for s in seconds],
+            "probability": np.linspace(0, 1, len(batch_ids)),
+            "decision": np.asarray(decisions, dtype="int32"),
+            "label": pd.array(labels, dtype="Int32"),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- quality
@@ -94,15 +97,14 @@ def test_recent_window_is_relative_to_newest_batch():
 
 # ----------------------------------------------------------------------------- fraud rate per interval
 def test_fraud_rate_per_interval_uses_exactly_the_interval():
-    frame = rows([0, 0, 1, 1, 2, 2, 2], [5, 5, 55, 55, 150, 150, 150], [1, 0, 0, 0, 1, 1, 0],
-                 [1, 0, 0, 0, 1, 0, None])
+    frame = rows([0, 0, 1, 1, 2, 2, 2], [5, 5, 55, 55, 150, 150, 150], [1, 0, 0, 0, 1, 1, 0], [1, 0, 0, 0, 1, 0, None])
     agg = batch_aggregates(frame)
     per_min = fraud_rate_per_interval(agg, "1min")
     assert list(per_min.index) == [T0, T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(minutes=2)]
     assert per_min["transactions"].tolist() == [4, 0, 3]
     assert per_min["frauds"].tolist() == [1, 0, 1]
     assert per_min["fraud_rate"].iloc[0] == pytest.approx(1 / 4)
-    assert math.isnan(per_min["fraud_rate"].iloc[1])           # empty interval: no rate, not 0
+    assert math.isnan(per_min["fraud_rate"].iloc[1])  # empty interval: no rate, not 0
     assert per_min["fraud_rate"].iloc[2] == pytest.approx(1 / 2)  # one row has no label
     assert per_min["flag_rate"].iloc[2] == pytest.approx(2 / 3)
     assert per_min["expected_fraud_rate"].iloc[2] == pytest.approx(frame["probability"].iloc[4:].mean())
@@ -116,11 +118,14 @@ def test_fraud_rate_per_interval_uses_exactly_the_interval():
 
 # ----------------------------------------------------------------------------- throughput and latency
 def test_throughput_is_measured_from_batch_metrics():
-    metrics = pd.DataFrame({
-        "started_at": [T0, T0 + pd.Timedelta(seconds=10)],
-        "committed_at": [T0 + pd.Timedelta(seconds=1), T0 + pd.Timedelta(seconds=12)],
-        "rows": [100, 300], "processing_ms": [1000.0, 2000.0],
-    })
+    metrics = pd.DataFrame(
+        {
+            "started_at": [T0, T0 + pd.Timedelta(seconds=10)],
+            "committed_at": [T0 + pd.Timedelta(seconds=1), T0 + pd.Timedelta(seconds=12)],
+            "rows": [100, 300],
+            "processing_ms": [1000.0, 2000.0],
+        }
+    )
     t = throughput(metrics)
     assert t["wall_rows_per_s"] == pytest.approx(400 / 12)
     assert t["processing_rows_per_s"] == pytest.approx(400 / 3)
@@ -167,11 +172,16 @@ def test_psi_flags_shift_not_noise():
 
 
 def test_drift_views():
-    drift = pd.DataFrame({
-        "window_start": [T0, T0, T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(minutes=1)],
-        "feature": ["V14", "probability", "V14", "probability"], "model_version": [None, "3", None, "3"],
-        "psi": [0.01, 0.0, 0.4, 0.05], "rows": [10, 10, 12, 12], "reference": ["train", "x", "train", "x"],
-    })
+    drift = pd.DataFrame(
+        {
+            "window_start": [T0, T0, T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(minutes=1)],
+            "feature": ["V14", "probability", "V14", "probability"],
+            "model_version": [None, "3", None, "3"],
+            "psi": [0.01, 0.0, 0.4, 0.05],
+            "rows": [10, 10, 12, 12],
+            "reference": ["train", "x", "train", "x"],
+        }
+    )
     latest = drift_latest_window(drift, 0.2)
     assert latest["feature"].tolist() == ["V14", "probability"]
     assert latest["alert"].tolist() == ["PSI above threshold", "ok"]
@@ -180,8 +190,14 @@ def test_drift_views():
 
 
 def test_latest_alerts_newest_first():
-    flagged = pd.DataFrame({"scored_at": [T0, T0 + pd.Timedelta(seconds=5), T0 + pd.Timedelta(seconds=5)],
-                            "batch_id": [0, 1, 1], "probability": [0.99, 0.6, 0.8], "transaction_id": list("abc")})
+    flagged = pd.DataFrame(
+        {
+            "scored_at": [T0, T0 + pd.Timedelta(seconds=5), T0 + pd.Timedelta(seconds=5)],
+            "batch_id": [0, 1, 1],
+            "probability": [0.99, 0.6, 0.8],
+            "transaction_id": list("abc"),
+        }
+    )
     assert latest_alerts(flagged, 2)["transaction_id"].tolist() == ["c", "b"]
 
 
@@ -247,7 +263,9 @@ def test_live_monitor_incremental_equals_from_scratch(tmp_path, stream_data):
     # rows of a batch whose metrics row is not written yet wait for its commit time
     assert second.latency_counts.sum() == len(tables.predictions)
     metrics_row = stream_data.metrics_row(extra, 300.0)
-    write_deltalake(tables.metrics_path, pa.Table.from_pylist([metrics_row], schema=stream_data.metrics_schema), mode="append")
+    write_deltalake(
+        tables.metrics_path, pa.Table.from_pylist([metrics_row], schema=stream_data.metrics_schema), mode="append"
+    )
     third = monitor.refresh()
     assert third.files_read == files_after_second  # predictions unchanged: not re-read
     fresh = LiveMonitor(*paths, score_bins=10).refresh()
@@ -282,10 +300,15 @@ def test_dashboard_settings_from_config(make_config):
 
 def test_latency_over_time_is_bounded_and_keeps_the_spikes():
     n = 10_000
-    metrics = pd.DataFrame({
-        "batch_id": np.arange(n), "committed_at": [T0 + pd.Timedelta(milliseconds=250 * i) for i in range(n)],
-        "rows": 250, "processing_ms": np.where(np.arange(n) == 7_777, 5_000.0, 80.0),
-        **{c: 300.0 for c in ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms"]}})
+    metrics = pd.DataFrame(
+        {
+            "batch_id": np.arange(n),
+            "committed_at": [T0 + pd.Timedelta(milliseconds=250 * i) for i in range(n)],
+            "rows": 250,
+            "processing_ms": np.where(np.arange(n) == 7_777, 5_000.0, 80.0),
+            **{c: 300.0 for c in ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms"]},
+        }
+    )
     full = latency_over_time(metrics)
     assert len(full) == n
     small = latency_over_time(metrics, max_points=600)

@@ -7,6 +7,7 @@ moments, the broker stopped and killed -9 mid-stream, a new champion version, th
 checkpoint deleted between runs, and a second query with the same ``stream.app_id``.
 Counts are read back with `deltalake`.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,15 +27,27 @@ from fraud_ml.io.delta import table_rows
 from fraud_ml.io.kafka import create_topic
 from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
 from fraud_ml.streaming.producer import encode_messages, replay, replay_frame, send_raw
-from fraud_ml.streaming.query import FAULT_ENV, FAULT_POINTS
+from fraud_ml.streaming.writer import FAULT_ENV, FAULT_POINTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _cli_overrides(cfg) -> list[str]:
-    keys = ["kafka.bootstrap_servers", "kafka.topic", "kafka.partitions", "delta.root", "mlflow.tracking_uri",
-            "mlflow.artifact_location", "mlflow.model_name", "stream.checkpoint_dir", "stream.max_offsets_per_trigger",
-            "stream.trigger_interval", "spark.master", "spark.driver_memory", "spark.shuffle_partitions"]
+    keys = [
+        "kafka.bootstrap_servers",
+        "kafka.topic",
+        "kafka.partitions",
+        "delta.root",
+        "mlflow.tracking_uri",
+        "mlflow.artifact_location",
+        "mlflow.model_name",
+        "stream.checkpoint_dir",
+        "stream.max_offsets_per_trigger",
+        "stream.trigger_interval",
+        "spark.master",
+        "spark.driver_memory",
+        "spark.shuffle_partitions",
+    ]
     args = []
     for key in keys:
         args += ["--set", f"{key}={cfg.get(key)}"]
@@ -56,8 +69,14 @@ def _no_stream_left_behind():
 
 def start_stream_process(cfg, log_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, **(env or {})}
-    proc = subprocess.Popen([sys.executable, "jobs/stream_score.py", *_cli_overrides(cfg), *extra], cwd=PROJECT_ROOT,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "jobs/stream_score.py", *_cli_overrides(cfg), *extra],
+        cwd=PROJECT_ROOT,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     _STARTED.append(proc)
     return proc
 
@@ -112,12 +131,15 @@ def mixed_messages(split, n_good: int) -> tuple[list[tuple[bytes, bytes]], set[s
 def assert_each_message_once(cfg, sent: int, ids: set[str]) -> None:
     """predictions + quarantine hold every (partition, offset) once; ids scored once; one metrics row per batch."""
     preds = DeltaTable(cfg.table_path("predictions")).to_pandas(
-        columns=["transaction_id", "kafka_partition", "kafka_offset", "query_id", "batch_id"])
+        columns=["transaction_id", "kafka_partition", "kafka_offset", "query_id", "batch_id"]
+    )
     quarantine = DeltaTable(cfg.table_path("quarantine")).to_pandas(
-        columns=["kafka_partition", "kafka_offset", "reason", "raw_value"])
+        columns=["kafka_partition", "kafka_offset", "reason", "raw_value"]
+    )
     metrics = DeltaTable(cfg.table_path("batch_metrics")).to_pandas()
-    coordinates = list(zip(preds["kafka_partition"], preds["kafka_offset"])) + \
-        list(zip(quarantine["kafka_partition"], quarantine["kafka_offset"]))
+    coordinates = list(zip(preds["kafka_partition"], preds["kafka_offset"])) + list(
+        zip(quarantine["kafka_partition"], quarantine["kafka_offset"])
+    )
     assert len(coordinates) == sent, f"{len(preds)} predictions + {len(quarantine)} quarantined for {sent} messages"
     assert len(set(coordinates)) == sent, "a message is in both tables or twice in one"
     assert preds["transaction_id"].is_unique and set(preds["transaction_id"]) == ids
@@ -128,12 +150,19 @@ def assert_each_message_once(cfg, sent: int, ids: set[str]) -> None:
 
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
-def test_kill_9_at_each_commit_boundary(kafka_broker, registered_champion, make_config, champion_test_split,
-                                        tmp_path, point):
+def test_kill_9_at_each_commit_boundary(
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path, point
+):
     topic = f"eo-fault-{point}"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "kafka.partitions=2", "stream.max_offsets_per_trigger=150",
-                      "stream.trigger_interval=200 milliseconds", "spark.master=local[2]", "spark.driver_memory=1g")
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=2",
+        "stream.max_offsets_per_trigger=150",
+        "stream.trigger_interval=200 milliseconds",
+        "spark.master=local[2]",
+        "spark.driver_memory=1g",
+    )
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     messages, ids = mixed_messages(champion_test_split, 400)
     send_raw(messages, cfg)
@@ -146,23 +175,30 @@ def test_kill_9_at_each_commit_boundary(kafka_broker, registered_champion, make_
     assert_each_message_once(cfg, len(messages), ids)
 
 
-def test_kill_9_driver_three_times_loses_and_duplicates_nothing(kafka_broker, registered_champion, make_config,
-                                                                 champion_test_split, tmp_path):
+def test_kill_9_driver_three_times_loses_and_duplicates_nothing(
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path
+):
     topic = "eo-kill"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "kafka.partitions=2", "stream.max_offsets_per_trigger=250", "stream.trigger_interval=200 milliseconds",
-                      "spark.master=local[2]", "spark.driver_memory=1g")
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=2",
+        "stream.max_offsets_per_trigger=250",
+        "stream.trigger_interval=200 milliseconds",
+        "spark.master=local[2]",
+        "spark.driver_memory=1g",
+    )
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     frame = replay_frame(champion_test_split, 3000)
     replay(frame, cfg, rate=0)
     rng = random.Random(20261129)
     log_path = tmp_path / "stream.log"
     kills = 0
-    for attempt in range(3):
+    for _ in range(3):
         before = table_rows(cfg.table_path("batch_metrics"))
         proc = start_stream_process(cfg, log_path)
         # Let it commit at least one new batch, then crash it at a random moment of the next ones.
-        wait_until(lambda: table_rows(cfg.table_path("batch_metrics")) > before, 240, proc, "a committed batch")
+        wait_until(lambda b=before: table_rows(cfg.table_path("batch_metrics")) > b, 240, proc, "a committed batch")
         time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is None:
             kill_9(proc)
@@ -175,12 +211,22 @@ def test_kill_9_driver_three_times_loses_and_duplicates_nothing(kafka_broker, re
 
 @pytest.mark.parametrize("how", ["stop", "kill -9"])
 def test_broker_lost_mid_stream(registered_champion, make_config, base_config, champion_test_split, tmp_path, how):
-    broker = LocalKafkaBroker(jars_dir=Path(base_config.get("kafka.local.jars_dir")), data_dir=tmp_path / "kafka",
-                              port=free_port(), controller_port=free_port(), heap="384m").start()
+    broker = LocalKafkaBroker(
+        jars_dir=Path(base_config.get("kafka.local.jars_dir")),
+        data_dir=tmp_path / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        heap="384m",
+    ).start()
     try:
-        cfg = make_config(f"kafka.bootstrap_servers={broker.bootstrap_servers}", "kafka.topic=eo-broker",
-                          "stream.max_offsets_per_trigger=400", "stream.trigger_interval=500 milliseconds",
-                          "spark.master=local[2]", "spark.driver_memory=1g")
+        cfg = make_config(
+            f"kafka.bootstrap_servers={broker.bootstrap_servers}",
+            "kafka.topic=eo-broker",
+            "stream.max_offsets_per_trigger=400",
+            "stream.trigger_interval=500 milliseconds",
+            "spark.master=local[2]",
+            "spark.driver_memory=1g",
+        )
         create_topic(broker.bootstrap_servers, "eo-broker", 2)
         frame = replay_frame(champion_test_split, 1600)
         first, second = frame.iloc[:800], frame.iloc[800:]
@@ -209,12 +255,18 @@ def test_broker_lost_mid_stream(registered_champion, make_config, base_config, c
         broker.stop()
 
 
-def test_a_deleted_checkpoint_never_skips_new_transactions(kafka_broker, registered_champion, make_config,
-                                                           champion_test_split, tmp_path):
+def test_a_deleted_checkpoint_never_skips_new_transactions(
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path
+):
     topic = "eo-new-checkpoint"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "kafka.partitions=2", "stream.max_offsets_per_trigger=200", "spark.master=local[2]",
-                      "spark.driver_memory=1g")
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=2",
+        "stream.max_offsets_per_trigger=200",
+        "spark.master=local[2]",
+        "spark.driver_memory=1g",
+    )
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     frame = replay_frame(champion_test_split, 900)
     old, new = frame.iloc[:500], frame.iloc[500:]
@@ -232,16 +284,25 @@ def test_a_deleted_checkpoint_never_skips_new_transactions(kafka_broker, registe
     assert preds["query_id"].nunique() == 2 and len(first_query) == 1
     assert set(preds.loc[~preds["query_id"].isin(first_query), "transaction_id"]) == set(new["transaction_id"])
     # The old messages, read again, are recorded as duplicates, not scored twice.
-    assert len(quarantine) == len(old) and quarantine["reason"].str.startswith(
-        "duplicate transaction_id: already scored in batch").all()
+    assert (
+        len(quarantine) == len(old)
+        and quarantine["reason"].str.startswith("duplicate transaction_id: already scored in batch").all()
+    )
 
 
-def test_a_second_query_with_the_same_app_id_is_refused(kafka_broker, registered_champion, make_config,
-                                                        champion_test_split, tmp_path):
+def test_a_second_query_with_the_same_app_id_is_refused(
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path
+):
     topic = "eo-two-queries"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "kafka.partitions=2", "stream.max_offsets_per_trigger=300",
-                      "stream.trigger_interval=200 milliseconds", "spark.master=local[2]", "spark.driver_memory=1g")
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=2",
+        "stream.max_offsets_per_trigger=300",
+        "stream.trigger_interval=200 milliseconds",
+        "spark.master=local[2]",
+        "spark.driver_memory=1g",
+    )
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     frame = replay_frame(champion_test_split, 1200)
     replay(frame.iloc[:600], cfg, rate=0)
@@ -262,27 +323,32 @@ def test_a_second_query_with_the_same_app_id_is_refused(kafka_broker, registered
     assert preds["query_id"].nunique() == 1, "query B wrote rows"
 
 
-def test_restart_with_a_new_champion_version(spark, kafka_broker, registered_champion, make_config,
-                                            champion_delta_root, champion_test_split, tmp_path):
+def test_restart_with_a_new_champion_version(
+    spark, kafka_broker, registered_champion, make_config, champion_delta_root, champion_test_split, tmp_path
+):
     import mlflow
 
     from fraud_ml.io.mlflow import setup_mlflow
     from fraud_ml.streaming.query import run_stream
-    from fraud_ml.training.champion import load_splits, train_champion
+    from fraud_ml.training.champion import train_champion
+    from fraud_ml.training.splits import load_splits
 
     topic = "eo-model"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "mlflow.model_name=eo-model")
-    champion_cfg = cfg.with_overrides([f"delta.root={champion_delta_root}",
-                                       "train.xgboost.n_estimators=10"], env={})
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "mlflow.model_name=eo-model",
+    )
+    champion_cfg = cfg.with_overrides([f"delta.root={champion_delta_root}", "train.xgboost.n_estimators=10"], env={})
     first_version = train_champion(load_splits(spark, champion_cfg), champion_cfg).champion.version
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     frame = replay_frame(champion_test_split, 1200)
     replay(frame.iloc[:600], cfg, rate=0)
     run_stream(spark, cfg, available_now=True)
 
-    second = train_champion(load_splits(spark, champion_cfg.with_overrides(["train.xgboost.max_depth=3"], env={})),
-                            champion_cfg).champion.version
+    second = train_champion(
+        load_splits(spark, champion_cfg.with_overrides(["train.xgboost.max_depth=3"], env={})), champion_cfg
+    ).champion.version
     assert second != first_version
     setup_mlflow(cfg)
     assert str(mlflow.MlflowClient().get_model_version_by_alias("eo-model", "champion").version) == second

@@ -1,4 +1,5 @@
 """fraud_ml.streaming.kafka_source: batch planning (pure) and reading exact offset ranges from the real broker."""
+
 import json
 
 import pytest
@@ -19,8 +20,16 @@ from fraud_ml.streaming.kafka_source import (
 
 
 def settings(servers: str = "127.0.0.1:1", topic: str = "t", **changes) -> SourceSettings:
-    base = dict(bootstrap_servers=servers, topic=topic, starting_offsets="earliest", max_offsets_per_trigger=0,
-                fail_on_data_loss=True, tasks=2, fetch_timeout_s=20, records_per_batch=50)
+    base = dict(
+        bootstrap_servers=servers,
+        topic=topic,
+        starting_offsets="earliest",
+        max_offsets_per_trigger=0,
+        fail_on_data_loss=True,
+        tasks=2,
+        fetch_timeout_s=20,
+        records_per_batch=50,
+    )
     return SourceSettings(**{**base, **changes})
 
 
@@ -46,8 +55,12 @@ def test_a_batch_limit_is_split_in_proportion_and_always_moves_forward():
 def test_ranges_are_grouped_into_tasks_of_similar_size():
     groups = balanced_groups([(0, 0, 100), (1, 0, 10), (2, 0, 90), (3, 0, 5)], tasks=2)
     sizes = sorted(sum(e - s for _, s, e in g) for g in groups)
-    assert sizes == [100, 105] and sorted(r for g in groups for r in g) == [(0, 0, 100), (1, 0, 10), (2, 0, 90),
-                                                                          (3, 0, 5)]
+    assert sizes == [100, 105] and sorted(r for g in groups for r in g) == [
+        (0, 0, 100),
+        (1, 0, 10),
+        (2, 0, 90),
+        (3, 0, 5),
+    ]
     assert balanced_groups([(0, 0, 3)], tasks=4) == [[(0, 0, 3)]]
 
 
@@ -69,6 +82,7 @@ def test_client_secrets_travel_as_separate_options_spark_redacts():
 
 # ----------------------------------------------------------------------------- reading (real broker)
 
+
 def _send(servers: str, topic: str, n: int, partition: int = 0, prefix: str = "m") -> None:
     producer = Producer({"bootstrap.servers": servers})
     for i in range(n):
@@ -81,8 +95,7 @@ def test_exact_ranges_are_read_in_order_in_chunks(kafka_broker):
     create_topic(kafka_broker.bootstrap_servers, "src-ranges", 2)
     _send(kafka_broker.bootstrap_servers, "src-ranges", 120, partition=0)
     _send(kafka_broker.bootstrap_servers, "src-ranges", 30, partition=1, prefix="p1")
-    chunks = list(read_ranges(settings(kafka_broker.bootstrap_servers, "src-ranges"), {},
-                              [(0, 10, 115), (1, 0, 30)]))
+    chunks = list(read_ranges(settings(kafka_broker.bootstrap_servers, "src-ranges"), {}, [(0, 10, 115), (1, 0, 30)]))
     assert max(len(c.values) for c in chunks) <= 50
     p0 = [v for c in chunks if c.partitions[0] == 0 for v in c.values]
     assert p0 == [f"m-{i}".encode() for i in range(10, 115)]
@@ -138,5 +151,8 @@ def test_fetch_records_returns_the_named_records(kafka_broker):
     _send(servers, topic, 40, partition=1)
     table = fetch_records(settings(servers, topic), {}, [(1, 3), (1, 31), (1, 7)])
     assert sorted(zip(table["offset"].to_pylist(), table["value"].to_pylist())) == [
-        (3, b"m-3"), (7, b"m-7"), (31, b"m-31")]
+        (3, b"m-3"),
+        (7, b"m-7"),
+        (31, b"m-31"),
+    ]
     assert set(table["topic"].to_pylist()) == {topic} and table["key"].to_pylist()[0].startswith(b"k")

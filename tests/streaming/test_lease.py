@@ -1,4 +1,5 @@
 """fraud_ml.streaming.lease: one live query per stream.app_id on a set of tables (a renewed lease file)."""
+
 import json
 import subprocess
 import sys
@@ -31,8 +32,18 @@ def test_a_released_or_lapsed_lease_is_taken_over(tmp_path):
     lease(tmp_path).acquire().release()
     second = lease(tmp_path, query="q2", run="r2").acquire()
     second.release()
-    (tmp_path / "app.json").write_text(json.dumps({"query_id": "q9", "run_id": "r9", "host": "elsewhere", "pid": 1,
-                                                   "renewed_at": time.time() - 120, "ttl_s": 30}))
+    (tmp_path / "app.json").write_text(
+        json.dumps(
+            {
+                "query_id": "q9",
+                "run_id": "r9",
+                "host": "elsewhere",
+                "pid": 1,
+                "renewed_at": time.time() - 120,
+                "ttl_s": 30,
+            }
+        )
+    )
     third = lease(tmp_path, query="q3", run="r3").acquire()
     assert json.loads((tmp_path / "app.json").read_text())["query_id"] == "q3"
     third.release()

@@ -1,4 +1,5 @@
 """fraud_ml.streaming.messages: the decoder the scoring function runs on the Python workers (no Spark needed)."""
+
 import json
 import time
 
@@ -20,8 +21,14 @@ NOW_MS = 1_790_000_000_000  # 2026-09-21, the batch start of every case
 
 
 def good(tx_id="t1", **changes):
-    body = {"transaction_id": tx_id, "event_time": NOW_MS - 5_000, **{c: 0.5 for c in FEATURES},
-            "Amount": 12.5, "label": 0, "source": "real"}
+    body = {
+        "transaction_id": tx_id,
+        "event_time": NOW_MS - 5_000,
+        **{c: 0.5 for c in FEATURES},
+        "Amount": 12.5,
+        "label": 0,
+        "source": "real",
+    }
     body.update(changes)
     return body
 
@@ -54,8 +61,11 @@ CASES = [
     ("NaN feature", encode(good(V9=float("nan"))), "non-finite value in: V9"),
     ("Infinity feature", encode(good(V2=float("inf"))), "non-finite value in: V2"),
     ("number beyond float64", encode(good()).replace(b'"V4": 0.5', b'"V4": 1e400'), "non-finite value in: V4"),
-    ("integer with 400 digits", encode(good()).replace(b'"V4": 0.5', b'"V4": ' + b"9" * 400),
-     "non-finite value in: V4"),
+    (
+        "integer with 400 digits",
+        encode(good()).replace(b'"V4": 0.5', b'"V4": ' + b"9" * 400),
+        "non-finite value in: V4",
+    ),
     ("string for number", encode(good(V5="abc")), "wrong field type: V5 (string, expected number)"),
     ("bool for number", encode(good(V2=True)), "wrong field type: V2 (boolean, expected number)"),
     ("float label", encode(good(label=1.0)), "wrong field type: label (number, expected integer)"),
@@ -69,15 +79,21 @@ CASES = [
     ("Time 1e39", encode(good(Time=1e39)), "out of range: Time > 3.1536e+07"),
     ("absurd magnitude", encode(good(V11=1e12)), "out of range: |value| > 1000 in V11"),
     ("event_time before 2000", encode(good(event_time=86_400_000)), "out of range: event_time before 2000-01-01"),
-    ("event_time in a week", encode(good(event_time=NOW_MS + 7 * 86_400_000)),
-     "out of range: event_time more than 1440 minutes ahead"),
+    (
+        "event_time in a week",
+        encode(good(event_time=NOW_MS + 7 * 86_400_000)),
+        "out of range: event_time more than 1440 minutes ahead",
+    ),
     ("event_time beyond 64 bits", encode(good(event_time=10**30)), "out of range: event_time more than"),
     ("negative event_time beyond 64 bits", encode(good(event_time=-(10**30))), "out of range: event_time before"),
     ("id too long", encode(good("x" * 129)), "invalid transaction_id: longer than 128 characters"),
     ("id with a space", encode(good("a b")), "invalid transaction_id: characters outside"),
     ("id with NUL", encode(good("a\u0000b")), "invalid transaction_id: characters outside"),
-    ("id lone surrogate", b'{"transaction_id": "\\ud800", ' + encode(without("transaction_id"))[1:],
-     "invalid transaction_id: characters outside"),
+    (
+        "id lone surrogate",
+        b'{"transaction_id": "\\ud800", ' + encode(without("transaction_id"))[1:],
+        "invalid transaction_id: characters outside",
+    ),
     ("source too long", encode(good(source="s" * 65)), "invalid source: longer than 64 characters"),
     ("source with a newline", encode(good(source="a\nb")), "invalid source: characters outside"),
     ("deep nesting", encode(good(extra=json.loads("[" * 20 + "]" * 20))), "nesting too deep: more than 8 levels"),
@@ -137,9 +153,8 @@ def test_a_repeated_key_takes_its_last_value_on_both_paths():
 
 
 def test_the_slow_path_reads_non_finite_tokens_for_the_range_check():
-    row = decode_slow(b'{"transaction_id": "n", ' + b", ".join(f'"{c}": NaN'.encode() for c in FEATURES) + b"}",
-                      LIMITS)
-    assert row[0] == "n" and all(np.isnan(v) for v in row[1:1 + len(FEATURES)])
+    row = decode_slow(b'{"transaction_id": "n", ' + b", ".join(f'"{c}": NaN'.encode() for c in FEATURES) + b"}", LIMITS)
+    assert row[0] == "n" and all(np.isnan(v) for v in row[1 : 1 + len(FEATURES)])
 
 
 def test_event_time_is_bounded_by_the_pinned_batch_start_not_the_clock():
@@ -150,15 +165,32 @@ def test_event_time_is_bounded_by_the_pinned_batch_start_not_the_clock():
 
 
 def test_limits_come_from_the_config():
-    cfg = load_config(overrides=["stream.validation.max_message_bytes=100", "stream.validation.max_abs_feature=0.1",
-                                 "stream.validation.max_amount=5", "stream.validation.max_id_length=3"], env={})
+    cfg = load_config(
+        overrides=[
+            "stream.validation.max_message_bytes=100",
+            "stream.validation.max_abs_feature=0.1",
+            "stream.validation.max_amount=5",
+            "stream.validation.max_id_length=3",
+        ],
+        env={},
+    )
     limits = ValidationLimits.from_config(cfg)
     small = {"transaction_id": "s", **{c: 0.0 for c in FEATURES}}
-    out = decode_messages([encode(good()), json.dumps({**small, "V5": 0.5}).encode(),
-                           json.dumps({**small, "Amount": 6}).encode(), json.dumps({**small, "transaction_id": "abcd"}).encode()],
-                          ValidationLimits(**{**limits.__dict__, "max_message_bytes": 10_000}), NOW_MS)
-    assert out[REASON].tolist()[1:] == ["out of range: |value| > 0.1 in V5", "out of range: Amount > 5",
-                                        "invalid transaction_id: longer than 3 characters"]
+    out = decode_messages(
+        [
+            encode(good()),
+            json.dumps({**small, "V5": 0.5}).encode(),
+            json.dumps({**small, "Amount": 6}).encode(),
+            json.dumps({**small, "transaction_id": "abcd"}).encode(),
+        ],
+        ValidationLimits(**{**limits.__dict__, "max_message_bytes": 10_000}),
+        NOW_MS,
+    )
+    assert out[REASON].tolist()[1:] == [
+        "out of range: |value| > 0.1 in V5",
+        "out of range: Amount > 5",
+        "invalid transaction_id: longer than 3 characters",
+    ]
     assert decode_messages([encode(good())], limits, NOW_MS).loc[0, REASON].startswith("oversized message")
 
 
@@ -170,5 +202,8 @@ def test_empty_batch():
 def test_without_a_batch_start_the_upper_event_time_bound_is_left_to_the_driver():
     value = encode(good(event_time=int(time.time() * 1000) + 30 * 86_400_000))  # a month ahead
     assert decode_messages([value], LIMITS).loc[0, REASON] is None  # fraud_ml.streaming.routing refuses it
-    assert decode_messages([encode(good(event_time=86_400_000))], LIMITS).loc[0, REASON].startswith(
-        "out of range: event_time before")
+    assert (
+        decode_messages([encode(good(event_time=86_400_000))], LIMITS)
+        .loc[0, REASON]
+        .startswith("out of range: event_time before")
+    )

@@ -5,6 +5,7 @@ messages (huge integers, big floats, strings, booleans, nulls, nesting, unicode 
 with lone surrogates and NUL, repeated keys, truncation, byte flips). The integration test
 on the real broker and stream is tests/streaming/test_stream_fuzz.py.
 """
+
 import json
 import math
 import re
@@ -34,17 +35,30 @@ FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 
 
 def valid_body(i: int = 0) -> dict:
-    return {"transaction_id": f"tx-{i}", "event_time": NOW_MS - 1000, **{c: 0.25 * (k % 7) for k, c in enumerate(FEATURES)},
-            "Amount": 42.0, "label": i % 2, "source": "real"}
+    return {
+        "transaction_id": f"tx-{i}",
+        "event_time": NOW_MS - 1000,
+        **{c: 0.25 * (k % 7) for k, c in enumerate(FEATURES)},
+        "Amount": 42.0,
+        "label": i % 2,
+        "source": "real",
+    }
 
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(10**400), max_value=10**400),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
     st.sampled_from(["\ud800", "\udfff", "\x00", "\u2028", "\ufeff", "𝔘"]),
 )
-json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=30)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+)
 FIELDS = ["transaction_id", "event_time", "label", "source", *FEATURES, "unknown"]
 
 
@@ -67,7 +81,7 @@ def mutated_messages(draw) -> bytes:
         raw = raw[: draw(st.integers(0, len(raw)))]
     elif kind == "flip":
         pos = draw(st.integers(0, len(raw) - 1))
-        raw = raw[:pos] + bytes([draw(st.integers(0, 255))]) + raw[pos + 1:]
+        raw = raw[:pos] + bytes([draw(st.integers(0, 255))]) + raw[pos + 1 :]
     elif kind == "duplicate key":
         field = draw(st.sampled_from(FIELDS))
         raw = raw[:-1] + b', "' + field.encode() + b'": ' + dumps(draw(json_values)) + b"}"
@@ -130,8 +144,9 @@ def test_a_batch_decodes_each_message_as_if_alone(values):
         alone = decode_messages([value], LIMITS, NOW_MS).iloc[0]
         assert together.loc[i, REASON] == alone[REASON]
         if alone[REASON] is None:
-            np.testing.assert_array_equal(together.loc[i, FEATURES].to_numpy(np.float64),
-                                          alone[FEATURES].to_numpy(np.float64))
+            np.testing.assert_array_equal(
+                together.loc[i, FEATURES].to_numpy(np.float64), alone[FEATURES].to_numpy(np.float64)
+            )
             assert together.loc[i, ID_COL] == alone[ID_COL]
 
 
@@ -143,8 +158,9 @@ def test_the_fast_path_and_the_slow_path_agree_on_accepted_messages(value):
         slow = decode_slow(value, limits=LIMITS)
         assert isinstance(slow, tuple), slow
         assert slow[0] == row[ID_COL]
-        np.testing.assert_array_equal(np.array(slow[1:1 + len(FEATURES)], dtype=np.float64),
-                                      row[FEATURES].to_numpy(np.float64))
+        np.testing.assert_array_equal(
+            np.array(slow[1 : 1 + len(FEATURES)], dtype=np.float64), row[FEATURES].to_numpy(np.float64)
+        )
 
 
 class _Pyfunc:
@@ -153,8 +169,11 @@ class _Pyfunc:
     def __init__(self, threshold: float = 0.5) -> None:
         rng = np.random.default_rng(0)
         x = rng.normal(size=(400, len(FEATURES)))
-        booster = xgb.train({"max_depth": 3, "objective": "binary:logistic"},
-                            xgb.DMatrix(x, label=(x[:, 14] < -0.5).astype(int), feature_names=FEATURES), 10)
+        booster = xgb.train(
+            {"max_depth": 3, "objective": "binary:logistic"},
+            xgb.DMatrix(x, label=(x[:, 14] < -0.5).astype(int), feature_names=FEATURES),
+            10,
+        )
         self.model = ChampionModel()
         self.model.booster, self.model.threshold = booster, threshold
         self.model.feature_names, self.model.reasons_top_k, self.model.reasons_method = FEATURES, 3, "approx"
@@ -169,33 +188,49 @@ PYFUNC = _Pyfunc()
 
 def kafka_batch(values: list) -> pa.RecordBatch:
     n = len(values)
-    return pa.RecordBatch.from_pydict({
-        "key": pa.array([b"k\xff" if i % 2 else None for i in range(n)], pa.binary()),
-        "value": pa.array(values, pa.binary()), "topic": pa.array(["t"] * n, pa.string()),
-        "partition": pa.array([i % 3 for i in range(n)], pa.int32()), "offset": pa.array(range(n), pa.int64()),
-        "timestamp": pa.array([NOW_MS * 1000] * n, pa.timestamp("us", tz="UTC")),
-    }).select(KAFKA_COLUMNS)
+    return pa.RecordBatch.from_pydict(
+        {
+            "key": pa.array([b"k\xff" if i % 2 else None for i in range(n)], pa.binary()),
+            "value": pa.array(values, pa.binary()),
+            "topic": pa.array(["t"] * n, pa.string()),
+            "partition": pa.array([i % 3 for i in range(n)], pa.int32()),
+            "offset": pa.array(range(n), pa.int64()),
+            "timestamp": pa.array([NOW_MS * 1000] * n, pa.timestamp("us", tz="UTC")),
+        }
+    ).select(KAFKA_COLUMNS)
 
 
 @FUZZ
-@given(st.lists(st.one_of(mutated_messages(), st.just(dumps(valid_body(3))), st.binary(max_size=100), st.none()),
-                min_size=1, max_size=16))
+@given(
+    st.lists(
+        st.one_of(mutated_messages(), st.just(dumps(valid_body(3))), st.binary(max_size=100), st.none()),
+        min_size=1,
+        max_size=16,
+    )
+)
 def test_scoring_and_routing_put_every_message_in_exactly_one_table(values):
     scored = pa.Table.from_batches([score_batch(PYFUNC, kafka_batch(values), LIMITS, NOW_MS, ["Amount", "V14"])])
     assert scored.num_rows == len(values)
     tag = BatchTag("app", "q", 0, NOW_MS, None, "1")
     routed = route_batch(scored, tag, ["Amount", "V14"], deduplicate=True, recent=None, limits=LIMITS)
     assert routed.predictions.num_rows + routed.quarantine.num_rows == len(values)
-    keys = sorted(zip(routed.predictions["kafka_partition"].to_pylist(), routed.predictions["kafka_offset"].to_pylist())) \
-        + sorted(zip(routed.quarantine["kafka_partition"].to_pylist(), routed.quarantine["kafka_offset"].to_pylist()))
+    keys = sorted(
+        zip(routed.predictions["kafka_partition"].to_pylist(), routed.predictions["kafka_offset"].to_pylist())
+    ) + sorted(zip(routed.quarantine["kafka_partition"].to_pylist(), routed.quarantine["kafka_offset"].to_pylist()))
     assert sorted(keys) == sorted((i % 3, i) for i in range(len(values)))
     assert routed.predictions[ID_COL].is_valid().to_pylist() == [True] * routed.predictions.num_rows
     assert all(math.isfinite(p) and 0 <= p <= 1 for p in routed.predictions["probability"].to_pylist())
     assert all(r for r in routed.quarantine["reason"].to_pylist())
 
 
-numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-2e6, 2e6), st.floats(-2e3, 2e3),
-                    st.integers(-(10**30), 10**30), st.integers(-(10**400), 10**400), st.integers(-5, 5))
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-2e6, 2e6),
+    st.floats(-2e3, 2e3),
+    st.integers(-(10**30), 10**30),
+    st.integers(-(10**400), 10**400),
+    st.integers(-5, 5),
+)
 
 
 def within_bounds(field: str, value) -> bool:
@@ -224,8 +259,9 @@ def test_a_feature_is_accepted_exactly_within_its_bounds(field, value):
 @FUZZ
 @given(st.one_of(st.integers(), st.integers(-(10**30), 10**30), st.integers(0, 2 * NOW_MS)), st.integers(-3, 3))
 def test_event_time_and_label_are_accepted_exactly_within_their_bounds(event_time, label):
-    reason = decode_messages([dumps({**valid_body(), "event_time": event_time, "label": label})],
-                             LIMITS, NOW_MS).loc[0, REASON]
+    reason = decode_messages([dumps({**valid_body(), "event_time": event_time, "label": label})], LIMITS, NOW_MS).loc[
+        0, REASON
+    ]
     ok = LIMITS.min_event_time_ms <= event_time <= NOW_MS + LIMITS.max_event_time_ahead_ms and label in (0, 1)
     assert (reason is None) == ok, (event_time, label, reason)
 

@@ -1,4 +1,5 @@
 """fraud_ml.streaming.recent_ids: the driver's set of recently scored ids (pure numpy), checked against a plain dict."""
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,8 +27,10 @@ def test_compaction_drops_expired_ids_and_keeps_the_others():
     for batch in range(200):
         recent.add(hash_ids([f"id-{batch}-{i}" for i in range(100)]), batch, scored_at_ms=batch * 10)
         since = max(batch - 5, 0) * 10
-        assert recent.seen_in(hash_ids([f"id-{batch}-0", f"id-{max(batch - 5, 0)}-7"]), since).tolist() == \
-            [batch, max(batch - 5, 0)]
+        assert recent.seen_in(hash_ids([f"id-{batch}-0", f"id-{max(batch - 5, 0)}-7"]), since).tolist() == [
+            batch,
+            max(batch - 5, 0),
+        ]
     assert len(recent) < 200 * 100 / 2  # most of the 20,000 ids expired and were dropped
 
 
@@ -40,8 +43,12 @@ def test_load_keeps_the_latest_scoring_and_discard_forgets_one_batch():
     assert len(recent) == 0
 
 
-operations = st.lists(st.tuples(st.sampled_from(["add", "look"]), st.lists(st.integers(0, 40), max_size=12, unique=True),
-                                st.integers(0, 30)), max_size=60)
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "look"]), st.lists(st.integers(0, 40), max_size=12, unique=True), st.integers(0, 30)
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=300, deadline=None)

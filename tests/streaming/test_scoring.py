@@ -1,4 +1,5 @@
 """fraud_ml.streaming.scoring on Spark: both scorers decode and score Kafka-shaped rows like the pyfunc itself."""
+
 from datetime import datetime, timezone
 
 import mlflow
@@ -11,11 +12,16 @@ from fraud_ml.streaming.messages import ValidationLimits, decode_messages
 from fraud_ml.streaming.producer import encode_messages
 from fraud_ml.streaming.scoring import MessageScorer
 
-KAFKA_SCHEMA = T.StructType([
-    T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
-    T.StructField("topic", T.StringType()), T.StructField("partition", T.IntegerType()),
-    T.StructField("offset", T.LongType()), T.StructField("timestamp", T.TimestampType()),
-])
+KAFKA_SCHEMA = T.StructType(
+    [
+        T.StructField("key", T.BinaryType()),
+        T.StructField("value", T.BinaryType()),
+        T.StructField("topic", T.StringType()),
+        T.StructField("partition", T.IntegerType()),
+        T.StructField("offset", T.LongType()),
+        T.StructField("timestamp", T.TimestampType()),
+    ]
+)
 BAD = [b"{not json", b"", b"[1, 2]", b'{"transaction_id": "x", "Time": 1e400}', bytes(range(256)), None]
 
 
@@ -33,8 +39,9 @@ def messages(champion_test_split):
 
 
 @pytest.mark.parametrize("impl", ["arrow", "spark_udf"])
-def test_scorers_match_the_pyfunc_and_keep_raw_bytes_of_refused_messages(spark, registered_champion, base_config,
-                                                                         messages, impl):
+def test_scorers_match_the_pyfunc_and_keep_raw_bytes_of_refused_messages(
+    spark, registered_champion, base_config, messages, impl
+):
     frame, values = messages
     limits = ValidationLimits.from_config(base_config)
     scorer = MessageScorer(spark, registered_champion.champion.model_uri, impl, limits, ["Amount", "V14"], tasks=2)
@@ -61,8 +68,9 @@ def test_scorers_match_the_pyfunc_and_keep_raw_bytes_of_refused_messages(spark, 
 
 def test_more_kafka_partitions_than_tasks_are_coalesced(spark, registered_champion, base_config, messages):
     _, values = messages
-    scorer = MessageScorer(spark, registered_champion.champion.model_uri, "arrow",
-                           ValidationLimits.from_config(base_config), [], tasks=2)
+    scorer = MessageScorer(
+        spark, registered_champion.champion.model_uri, "arrow", ValidationLimits.from_config(base_config), [], tasks=2
+    )
     scored = scorer(kafka_frame(spark, values, partitions=5))
     assert scored.rdd.getNumPartitions() == 2
     assert scored.count() == len(values)
@@ -70,5 +78,11 @@ def test_more_kafka_partitions_than_tasks_are_coalesced(spark, registered_champi
 
 def test_an_unknown_implementation_is_a_clear_error(spark, registered_champion, base_config):
     with pytest.raises(ValueError, match="stream.udf must be one of"):
-        MessageScorer(spark, registered_champion.champion.model_uri, "cached",
-                      ValidationLimits.from_config(base_config), [], tasks=1)
+        MessageScorer(
+            spark,
+            registered_champion.champion.model_uri,
+            "cached",
+            ValidationLimits.from_config(base_config),
+            [],
+            tasks=1,
+        )

@@ -1,4 +1,5 @@
 """The stream scores through ``mlflow.pyfunc.spark_udf`` (stream.udf=spark_udf); the scorer itself: test_scoring.py."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,15 +9,20 @@ from fraud_ml.schema import FEATURES
 
 
 @pytest.mark.integration
-def test_stream_with_spark_udf_records_the_model_version(spark, kafka_broker, registered_champion, make_config,
-                                                         champion_test_split):
+def test_stream_with_spark_udf_records_the_model_version(
+    spark, kafka_broker, registered_champion, make_config, champion_test_split
+):
     from fraud_ml.io.kafka import create_topic
     from fraud_ml.streaming.producer import replay, replay_frame
     from fraud_ml.streaming.query import run_stream
 
     topic = "spark-udf-stream"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "kafka.partitions=1", "stream.udf=spark_udf")
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=1",
+        "stream.udf=spark_udf",
+    )
     split = champion_test_split
     frame = replay_frame(split.sort_values("Class", ascending=False), 200)  # every fraud, then normals
     create_topic(kafka_broker.bootstrap_servers, topic, 1)

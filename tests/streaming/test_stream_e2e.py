@@ -1,4 +1,5 @@
 """End to end on the real parts: KRaft broker -> producer -> Structured Streaming -> pyfunc UDF -> Delta."""
+
 import json
 
 import pytest
@@ -14,14 +15,18 @@ pytestmark = pytest.mark.integration
 
 def stream_config(make_config, kafka_broker, registered_champion, topic, *extra):
     return make_config(
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-        "kafka.partitions=2", "stream.max_offsets_per_trigger=700", *extra,
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=2",
+        "stream.max_offsets_per_trigger=700",
+        *extra,
     )
 
 
 @pytest.mark.parametrize("reader", ["librdkafka", "spark_kafka"])
-def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion, make_config, champion_test_split,
-                                       reader):
+def test_produce_stream_exactly_n_rows(
+    spark, kafka_broker, registered_champion, make_config, champion_test_split, reader
+):
     topic = f"e2e-exact-{reader}"
     cfg = stream_config(make_config, kafka_broker, registered_champion, topic, f"stream.reader={reader}")
     frame = replay_frame(champion_test_split, 1500)  # more than the split: cycles with suffixed ids
@@ -54,17 +59,28 @@ def test_produce_stream_exactly_n_rows(spark, kafka_broker, registered_champion,
 
 
 @pytest.mark.parametrize("reader", ["librdkafka", "spark_kafka"])
-def test_bad_messages_are_quarantined_next_to_good_ones(spark, kafka_broker, registered_champion, make_config,
-                                                         champion_test_split, reader):
+def test_bad_messages_are_quarantined_next_to_good_ones(
+    spark, kafka_broker, registered_champion, make_config, champion_test_split, reader
+):
     topic = f"e2e-bad-{reader}"
     cfg = stream_config(make_config, kafka_broker, registered_champion, topic, f"stream.reader={reader}")
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     good = replay_frame(champion_test_split, 50)
     replay(good, cfg, rate=0)
     body = json.loads(json.dumps({"transaction_id": "bad-1", "V1": 1.0}))
-    bad_values = [b"{not json", b"", bytes([0xff, 0xfe, 0x00]), json.dumps(body).encode(),
-                  json.dumps({**{c: 1.0 for c in good.columns if c not in ("transaction_id", "source", "Class")},
-                              "transaction_id": "bad-2", "Amount": -5}).encode()]
+    bad_values = [
+        b"{not json",
+        b"",
+        bytes([0xFF, 0xFE, 0x00]),
+        json.dumps(body).encode(),
+        json.dumps(
+            {
+                **{c: 1.0 for c in good.columns if c not in ("transaction_id", "source", "Class")},
+                "transaction_id": "bad-2",
+                "Amount": -5,
+            }
+        ).encode(),
+    ]
     producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
     for i, value in enumerate(bad_values):
         producer.produce(topic, key=f"bad-{i}".encode(), value=value)

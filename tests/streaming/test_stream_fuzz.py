@@ -1,4 +1,5 @@
 """Thousands of fuzzed messages through the real broker and a running stream: each lands once, the query lives."""
+
 import time
 
 import pytest
@@ -14,12 +15,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(900)
-def test_fuzzed_messages_mixed_with_good_ones_never_stop_the_stream(spark, kafka_broker, registered_champion,
-                                                                     make_config):
+def test_fuzzed_messages_mixed_with_good_ones_never_stop_the_stream(
+    spark, kafka_broker, registered_champion, make_config
+):
     topic = "fuzz-e2e"
-    cfg = make_config(f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}", f"kafka.topic={topic}",
-                      "kafka.partitions=2", "stream.max_offsets_per_trigger=1000",
-                      "stream.trigger_interval=200 milliseconds")
+    cfg = make_config(
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        f"kafka.topic={topic}",
+        "kafka.partitions=2",
+        "stream.max_offsets_per_trigger=1000",
+        "stream.trigger_interval=200 milliseconds",
+    )
     create_topic(kafka_broker.bootstrap_servers, topic, 2)
     messages, good_ids = fuzzed_messages(4000, seed=20261201, event_time_ms=int(time.time() * 1000))
     stream = start_stream(spark, cfg, available_now=False)
@@ -33,10 +39,14 @@ def test_fuzzed_messages_mixed_with_good_ones_never_stop_the_stream(spark, kafka
     finally:
         stream.stop()
     preds = DeltaTable(cfg.table_path("predictions")).to_pandas(
-        columns=["transaction_id", "kafka_partition", "kafka_offset", "probability"])
-    quarantine = DeltaTable(cfg.table_path("quarantine")).to_pandas(columns=["kafka_partition", "kafka_offset", "reason"])
-    coordinates = set(zip(preds["kafka_partition"], preds["kafka_offset"])) | \
-        set(zip(quarantine["kafka_partition"], quarantine["kafka_offset"]))
+        columns=["transaction_id", "kafka_partition", "kafka_offset", "probability"]
+    )
+    quarantine = DeltaTable(cfg.table_path("quarantine")).to_pandas(
+        columns=["kafka_partition", "kafka_offset", "reason"]
+    )
+    coordinates = set(zip(preds["kafka_partition"], preds["kafka_offset"])) | set(
+        zip(quarantine["kafka_partition"], quarantine["kafka_offset"])
+    )
     assert len(preds) + len(quarantine) == len(messages) == len(coordinates)
     assert preds["transaction_id"].is_unique and good_ids <= set(preds["transaction_id"])
     assert preds["probability"].between(0, 1).all()

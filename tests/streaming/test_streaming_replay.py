@@ -1,10 +1,11 @@
 """A micro-batch replayed after a crash between its commits ends as its first attempt would have.
 
 In-process: ``MicroBatchWriter`` on static Kafka-shaped batches, the crash raised at each
-fault point (``fraud_ml.streaming.query.fault_point``), then a fresh writer (as after a restart:
+fault point (``fraud_ml.streaming.writer.fault_point``), then a fresh writer (as after a restart:
 recent ids reloaded from Delta, same query id) replays the batch. The same crash points
 with a real ``kill -9`` of the driver process are in tests/streaming/test_exactly_once.py.
 """
+
 import json
 from datetime import datetime, timezone
 
@@ -13,15 +14,21 @@ from deltalake import DeltaTable
 from pyspark.sql import types as T
 
 from fraud_ml.schema import FEATURES
-from fraud_ml.streaming import query as streaming
-from fraud_ml.streaming.query import FAULT_POINTS, MicroBatchWriter, Scoring
+from fraud_ml.streaming import writer as writer_module
+from fraud_ml.streaming.batch_scoring import Scoring
 from fraud_ml.streaming.routing import ALREADY_SCORED, WITHIN_BATCH
+from fraud_ml.streaming.writer import FAULT_POINTS, MicroBatchWriter
 
-KAFKA_SCHEMA = T.StructType([
-    T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
-    T.StructField("topic", T.StringType()), T.StructField("partition", T.IntegerType()),
-    T.StructField("offset", T.LongType()), T.StructField("timestamp", T.TimestampType()),
-])
+KAFKA_SCHEMA = T.StructType(
+    [
+        T.StructField("key", T.BinaryType()),
+        T.StructField("value", T.BinaryType()),
+        T.StructField("topic", T.StringType()),
+        T.StructField("partition", T.IntegerType()),
+        T.StructField("offset", T.LongType()),
+        T.StructField("timestamp", T.TimestampType()),
+    ]
+)
 
 
 class Crash(Exception):
@@ -39,8 +46,9 @@ def batch(spark, values: list[tuple[str, bytes]], first_offset: int):
 
 
 def new_writer(spark, cfg, version: str, query_id: str = "query-1", run: str = "run-1") -> MicroBatchWriter:
-    writer = MicroBatchWriter(cfg, Scoring(spark, cfg.with_overrides(["stream.reader=spark_kafka"], env={}), ["Amount"]),
-                              version)
+    writer = MicroBatchWriter(
+        cfg, Scoring(spark, cfg.with_overrides(["stream.reader=spark_kafka"], env={}), ["Amount"]), version
+    )
     writer.bind(query_id, run)
     return writer
 
@@ -52,10 +60,12 @@ def table(cfg, name):
 @pytest.fixture
 def batches(spark):
     first = [(f"e{i}", body(f"early-{i}", i)) for i in range(5)]
-    crashed = ([(f"r{i}", body(f"rp-{i}", i)) for i in range(30)]
-               + [("bad", b"{oops"), ("empty", b""), ("nan", body("n", 1).replace(b'"V1": 0.1', b'"V1": NaN'))]
-               + [("dup", body("rp-3", 3)), ("dup", body("rp-4", 4))]   # repeated within the batch
-               + [("again", body("early-1", 1))])                       # scored by batch 0
+    crashed = (
+        [(f"r{i}", body(f"rp-{i}", i)) for i in range(30)]
+        + [("bad", b"{oops"), ("empty", b""), ("nan", body("n", 1).replace(b'"V1": 0.1', b'"V1": NaN'))]
+        + [("dup", body("rp-3", 3)), ("dup", body("rp-4", 4))]  # repeated within the batch
+        + [("again", body("early-1", 1))]
+    )  # scored by batch 0
     return batch(spark, first, 0), batch(spark, crashed, 100), len(first), len(crashed)
 
 
@@ -72,11 +82,11 @@ def test_replay_after_a_crash_at_each_fault_point(spark, registered_champion, ma
         if at == point and batch_id == 1:
             raise Crash(at)
 
-    monkeypatch.setattr(streaming, "fault_point", crash)
+    monkeypatch.setattr(writer_module, "fault_point", crash)
     with pytest.raises(Crash):
         writer(crashed, 1)
     writer.close()  # the dead driver's lease lapses
-    monkeypatch.setattr(streaming, "fault_point", lambda at, batch_id: None)
+    monkeypatch.setattr(writer_module, "fault_point", lambda at, batch_id: None)
     replay = new_writer(spark, cfg, version, run="run-2")
     replay(crashed, 1)
     replay.close()
@@ -87,8 +97,9 @@ def test_replay_after_a_crash_at_each_fault_point(spark, registered_champion, ma
     assert sorted(metrics["batch_id"]) == [0, 1]
     by_batch = metrics.set_index("batch_id")
     assert by_batch.loc[1, "rows"] == 30 and by_batch.loc[1, "quarantined"] == 6
-    assert sorted(quarantine["reason"]) == sorted(["invalid JSON", "empty value", "non-finite value in: V1",
-                                                   WITHIN_BATCH, WITHIN_BATCH, ALREADY_SCORED + "0"])
+    assert sorted(quarantine["reason"]) == sorted(
+        ["invalid JSON", "empty value", "non-finite value in: V1", WITHIN_BATCH, WITHIN_BATCH, ALREADY_SCORED + "0"]
+    )
     dupes = quarantine[quarantine["reason"].str.startswith("duplicate")]
     assert dupes["raw_value"].notna().all() and dupes["key"].isin(["dup", "again"]).all()
     # Everything of batch 1 carries the start time its first attempt pinned.
@@ -98,25 +109,30 @@ def test_replay_after_a_crash_at_each_fault_point(spark, registered_champion, ma
 
 
 @pytest.mark.timeout(900)
-def test_a_replay_scores_with_the_model_version_its_first_attempt_pinned(spark, registered_champion, make_config,
-                                                                         champion_delta_root, monkeypatch, batches):
-    from fraud_ml.training.champion import load_splits, train_champion
+def test_a_replay_scores_with_the_model_version_its_first_attempt_pinned(
+    spark, registered_champion, make_config, champion_delta_root, monkeypatch, batches
+):
+    from fraud_ml.training.champion import train_champion
+    from fraud_ml.training.splits import load_splits
 
     cfg = make_config("mlflow.model_name=replay-model")
     champion_cfg = cfg.with_overrides([f"delta.root={champion_delta_root}", "train.xgboost.n_estimators=5"], env={})
     v1 = train_champion(load_splits(spark, champion_cfg), champion_cfg).champion.version
     first, crashed, _, _ = batches
-    monkeypatch.setattr(streaming, "fault_point",
-                        lambda at, batch_id: (_ for _ in ()).throw(Crash(at)) if at == "after_predictions" else None)
+    monkeypatch.setattr(
+        writer_module,
+        "fault_point",
+        lambda at, batch_id: (_ for _ in ()).throw(Crash(at)) if at == "after_predictions" else None,
+    )
     writer = new_writer(spark, cfg, v1)
     with pytest.raises(Crash):
         writer(first, 0)
     writer.close()
     v2 = train_champion(load_splits(spark, champion_cfg), champion_cfg).champion.version
     assert v2 != v1
-    monkeypatch.setattr(streaming, "fault_point", lambda at, batch_id: None)
+    monkeypatch.setattr(writer_module, "fault_point", lambda at, batch_id: None)
     restarted = new_writer(spark, cfg, v2, run="run-2")  # the restart resolves the new champion...
-    restarted(first, 0)                                   # ...but the replayed batch keeps its pinned v1
+    restarted(first, 0)  # ...but the replayed batch keeps its pinned v1
     restarted(crashed, 1)
     restarted.close()
     metrics = table(cfg, "batch_metrics").set_index("batch_id")

@@ -1,4 +1,5 @@
 """Synthetic fraud data: gradient penalty, WGAN-GP training, SMOTE, the stream composer, quality metrics."""
+
 from __future__ import annotations
 
 import json
@@ -75,7 +76,7 @@ def test_gradient_penalty_linear_critic_is_per_sample():
 
 class _Quadratic(nn.Module):
     def forward(self, x, labels=None):  # D(x) = 0.5 ||x||^2 -> grad = x
-        return 0.5 * (x ** 2).sum(dim=1)
+        return 0.5 * (x**2).sum(dim=1)
 
 
 def test_gradient_penalty_hand_computed_on_interpolates():
@@ -115,8 +116,19 @@ def test_feature_scaler_round_trip_and_clipping():
 
 
 def _small_gan(**kw) -> WGANGP:
-    params = dict(epochs=120, batch_size=64, lr=2e-3, latent_dim=8, generator_hidden=[64, 64],
-                  critic_hidden=[64, 64], device="cpu", progress=False, mlflow_logging=False, num_threads=1, seed=0)
+    params = dict(
+        epochs=120,
+        batch_size=64,
+        lr=2e-3,
+        latent_dim=8,
+        generator_hidden=[64, 64],
+        critic_hidden=[64, 64],
+        device="cpu",
+        progress=False,
+        mlflow_logging=False,
+        num_threads=1,
+        seed=0,
+    )
     params.update(kw)
     return WGANGP(**params)
 
@@ -276,8 +288,14 @@ def test_composer_fraud_rate_and_60_40_mix(validation_rows):
     pd.testing.assert_frame_equal(stream, compose_stream(validation_rows, syn, 0.0015, 0.6, seed=3))
     # A fixed stream size and a 0.2% rate.
     sized = stream_summary(compose_stream(validation_rows, syn, fraud_rate=0.002, synthetic_share=0.6, n_rows=10_000))
-    assert sized == {"rows": 10_000, "frauds": 20, "fraud_rate": 0.002, "synthetic_frauds": 12, "real_frauds": 8,
-                     "synthetic_share": 0.6}
+    assert sized == {
+        "rows": 10_000,
+        "frauds": 20,
+        "fraud_rate": 0.002,
+        "synthetic_frauds": 12,
+        "real_frauds": 8,
+        "synthetic_share": 0.6,
+    }
 
 
 def test_composer_validates_its_inputs(validation_rows):
@@ -337,8 +355,17 @@ def test_tstr_real_like_vs_useless_synthetic_frauds():
 def test_quality_report_writes_json_csv_and_png(tmp_path):
     train, test = split_frame(400, 40, seed=51), split_frame(400, 40, seed=52)
     real = train[train[LABEL] == 1]
-    report = quality_report(real, features(80, seed=53, shift=FRAUD_SHIFT), train, test, "wgan", seed=0, cv=3,
-                            model_params={"n_estimators": 30}, out_dir=tmp_path)
+    report = quality_report(
+        real,
+        features(80, seed=53, shift=FRAUD_SHIFT),
+        train,
+        test,
+        "wgan",
+        seed=0,
+        cv=3,
+        model_params={"n_estimators": 30},
+        out_dir=tmp_path,
+    )
     s = report.summary
     assert 0.3 < s["c2st_auc"] < 0.75 and s["mean_wasserstein"] < 0.35
     assert s["n_real"] == 40 and s["n_synthetic"] == 80 and s["verdict"]

@@ -1,4 +1,5 @@
 """jobs/synthesize.py and fraud_ml.synthetic.pipeline with Spark + Delta (+ the real sample when present)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,7 @@ from deltalake import DeltaTable
 
 from fraud_ml.config import PROJECT_ROOT
 from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL
-from fraud_ml.synthetic.pipeline import synthesize, synthetic_table_path
-
+from fraud_ml.synthetic.pipeline import synthesize
 
 
 def _job():
@@ -30,10 +30,29 @@ def test_cli_rejects_unknown_method(capsys):
 
 def test_cli_shortcuts_become_config_overrides():
     job = _job()
-    args = job.build_parser().parse_args(["--method", "wgan", "--epochs", "7", "--samples", "50", "--ratio", "0.3",
-                                          "--device", "cpu", "--input", "x.csv"])
-    assert job.overrides(args) == ["data.input=x.csv", "synthetic.wgan.epochs=7", "synthetic.wgan.n_samples=50",
-                                   "synthetic.smote.ratio=0.3", "synthetic.wgan.device=cpu"]
+    args = job.build_parser().parse_args(
+        [
+            "--method",
+            "wgan",
+            "--epochs",
+            "7",
+            "--samples",
+            "50",
+            "--ratio",
+            "0.3",
+            "--device",
+            "cpu",
+            "--input",
+            "x.csv",
+        ]
+    )
+    assert job.overrides(args) == [
+        "data.input=x.csv",
+        "synthetic.wgan.epochs=7",
+        "synthetic.wgan.n_samples=50",
+        "synthetic.smote.ratio=0.3",
+        "synthetic.wgan.device=cpu",
+    ]
 
 
 @pytest.mark.integration
@@ -41,8 +60,11 @@ def test_job_without_splits_fails_with_one_clear_line(spark, tmp_path, capsys):
     job = _job()
     from fraud_ml.cli import run_job
 
-    code = run_job(job.main, job.build_parser(), argv=["--method", "smote", "--no-mlflow",
-                                                       "--set", f"delta.root={tmp_path / 'empty'}"])
+    code = run_job(
+        job.main,
+        job.build_parser(),
+        argv=["--method", "smote", "--no-mlflow", "--set", f"delta.root={tmp_path / 'empty'}"],
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: split table 'train' not found at ") and "--prepare" in err[-1]
@@ -54,10 +76,17 @@ def test_job_without_splits_fails_with_one_clear_line(spark, tmp_path, capsys):
 def test_synthesize_wgan_and_smote_end_to_end_on_real_sample(spark, make_config, tmp_path, sample_csv):
     from fraud_ml.training.splits import prepare_splits
 
-    cfg = make_config(f"data.input={sample_csv}", "synthetic.wgan.epochs=40", "synthetic.wgan.n_samples=300",
-                      "synthetic.wgan.progress=false", "synthetic.wgan.device=cpu",
-                      "synthetic.smote.ratio=0.5", "synthetic.composer.fraud_rate=0.02",
-                      "synthetic.quality.model.n_estimators=60", f"synthetic.report_dir={tmp_path / 'reports'}")
+    cfg = make_config(
+        f"data.input={sample_csv}",
+        "synthetic.wgan.epochs=40",
+        "synthetic.wgan.n_samples=300",
+        "synthetic.wgan.progress=false",
+        "synthetic.wgan.device=cpu",
+        "synthetic.smote.ratio=0.5",
+        "synthetic.composer.fraud_rate=0.02",
+        "synthetic.quality.model.n_estimators=60",
+        f"synthetic.report_dir={tmp_path / 'reports'}",
+    )
     counts = prepare_splits(spark, cfg)
     assert counts["validation"]["frauds"] > 80  # the sample holds all 492 real frauds
 
@@ -80,7 +109,7 @@ def test_synthesize_wgan_and_smote_end_to_end_on_real_sample(spark, make_config,
     assert set(table[SOURCE_COL]) == {"real", "smote"}
     assert (table[SOURCE_COL] == "real").sum() == counts["train"]["rows"]
 
-    quality = DeltaTable(synthetic_table_path(cfg, "quality")).to_pandas()
+    quality = DeltaTable(cfg.table_path("synthetic_quality")).to_pandas()
     assert sorted(quality["method"]) == ["smote", "wgan"]
     for _, q in quality.iterrows():
         assert 0.0 <= q["c2st_auc"] <= 1.0 and 0.0 < q["tstr_ap"] <= 1.0 and q["mean_wasserstein"] >= 0

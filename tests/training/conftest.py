@@ -1,4 +1,5 @@
 """Fixtures of the training tests."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """fraud_ml.training.calibration: prior shift to the production fraud rate, reweighted metrics, thresholds."""
+
 import numpy as np
 import pandas as pd
 import pytest

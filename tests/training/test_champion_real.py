@@ -1,8 +1,9 @@
 """Real rows: the champion learns real fraud patterns from ../shared/data/creditcard_sample.csv."""
+
 import pytest
 
-from fraud_ml.training.champion import load_splits, train_champion
-from fraud_ml.training.splits import prepare_splits
+from fraud_ml.training.champion import train_champion
+from fraud_ml.training.splits import load_splits, prepare_splits
 
 
 def test_champion_on_real_sample_reaches_ap_095(spark, make_config, sample_csv):

@@ -28,12 +28,15 @@ def test_resolve_columns_strips_bom_quotes_and_index():
     assert resolve_columns(["\ufeffTime", *KAGGLE_COLUMNS[1:]])["\ufeffTime"] == "Time"
 
 
-@pytest.mark.parametrize("columns, message", [
-    (KAGGLE_COLUMNS[:-1], "missing Class"),
-    ([*KAGGLE_COLUMNS, "Merchant"], "unexpected Merchant"),
-    ([c.lower() for c in KAGGLE_COLUMNS], "missing Time"),
-    (["Time", "Time", *KAGGLE_COLUMNS[1:]], "appears twice"),
-])
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        (KAGGLE_COLUMNS[:-1], "missing Class"),
+        ([*KAGGLE_COLUMNS, "Merchant"], "unexpected Merchant"),
+        ([c.lower() for c in KAGGLE_COLUMNS], "missing Time"),
+        (["Time", "Time", *KAGGLE_COLUMNS[1:]], "appears twice"),
+    ],
+)
 def test_resolve_columns_rejects_wrong_columns(columns, message):
     with pytest.raises(DataSchemaError, match=message):
         resolve_columns(columns)

@@ -1,4 +1,5 @@
 """fraud_ml.training.oof: every row held out once, counts summed over the folds."""
+
 from fraud_ml.training.data import SyntheticCreditCardGenerator
 from fraud_ml.training.oof import out_of_fold_estimate
 

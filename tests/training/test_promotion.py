@@ -1,4 +1,5 @@
 """Champion / challenger: the alias moves only to a challenger that wins by the margin."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,12 @@ def _versions(client: MlflowClient, name: str) -> set[str]:
 
 
 def test_promotes_better_refuses_worse_keeps_old_versions(make_config, tiny_splits):
-    cfg = make_config("mlflow.model_name=promotion-unit", "mlflow.experiment=promotion-test",
-                      "train.xgboost.n_estimators=30", "train.xgboost.max_depth=3")
+    cfg = make_config(
+        "mlflow.model_name=promotion-unit",
+        "mlflow.experiment=promotion-test",
+        "train.xgboost.n_estimators=30",
+        "train.xgboost.max_depth=3",
+    )
     splits = tiny_splits(1500, seed=4)
 
     # No champion yet: the first challenger becomes it.
@@ -56,8 +61,11 @@ def test_promotes_better_refuses_worse_keeps_old_versions(make_config, tiny_spli
     assert not w.promoted and w.champion_version == d.challenger_version
     assert w.challenger_score < w.champion_score + w.margin
     assert resolve_alias(cfg)[0] == d.challenger_version
-    assert _versions(client, "promotion-unit") == {first.decision.challenger_version, d.challenger_version,
-                                                   w.challenger_version}
+    assert _versions(client, "promotion-unit") == {
+        first.decision.challenger_version,
+        d.challenger_version,
+        w.challenger_version,
+    }
     assert client.get_model_version("promotion-unit", w.challenger_version).tags["promotion_decision"] == "rejected"
     run = client.get_run(w.run_id)
     assert run.data.tags["decision"] == "kept" and run.data.metrics["promoted"] == 0
@@ -74,12 +82,12 @@ def test_promotes_better_refuses_worse_keeps_old_versions(make_config, tiny_spli
 
 @pytest.mark.real_data
 def test_real_sample_tuned_champion_and_promotion(spark, make_config, sample_csv):
-    from fraud_ml.training.champion import load_splits
-    from fraud_ml.training.splits import prepare_splits
+    from fraud_ml.training.splits import load_splits, prepare_splits
     from fraud_ml.training.tuning import XGBoostTuner
 
-    cfg = make_config(f"data.input={sample_csv}", "mlflow.model_name=real-sample-promotion",
-                      "mlflow.experiment=promotion-real")
+    cfg = make_config(
+        f"data.input={sample_csv}", "mlflow.model_name=real-sample-promotion", "mlflow.experiment=promotion-real"
+    )
     prepare_splits(spark, cfg)
     splits = load_splits(spark, cfg)
 

@@ -60,6 +60,7 @@ def test_champion_pyfunc_round_trip(base_config, tmp_path):
     # The booster is stored in XGBoost's own format, not pickled.
     local = mlflow.artifacts.download_artifacts(champ.model_uri)
     import pathlib
+
     assert list(pathlib.Path(local).rglob("booster.ubj"))
 
 
@@ -71,8 +72,15 @@ def test_the_pyfunc_applies_the_prior_correction_and_thresholds_the_corrected_pr
     frame, booster = tiny_booster(rows=4000, fraud_rate=0.2, seed=4, trees=30, depth=3)
     r = prior_odds_ratio(0.2, 0.00172)
     with mlflow.start_run():
-        champ = log_champion(booster, 0.01, "prior-champion", None, tmp_path, {"top_k": 3, "method": "approx"},
-                             prior={"prior_odds_ratio": r, "fitted_fraud_rate": 0.2, "production_fraud_rate": 0.00172})
+        champ = log_champion(
+            booster,
+            0.01,
+            "prior-champion",
+            None,
+            tmp_path,
+            {"top_k": 3, "method": "approx"},
+            prior={"prior_odds_ratio": r, "fitted_fraud_rate": 0.2, "production_fraud_rate": 0.00172},
+        )
     out = mlflow.pyfunc.load_model(champ.model_uri).predict(frame[FEATURES].head(500))
     raw = booster.inplace_predict(frame[FEATURES].head(500).to_numpy(np.float32)).astype(np.float64)
     np.testing.assert_allclose(out["raw_score"], raw, rtol=1e-6)
@@ -99,16 +107,21 @@ def test_the_champion_is_logged_from_code_and_a_pickled_pyfunc_is_refused(base_c
     setup_mlflow(cfg)
     frame, booster = tiny_booster(rows=2000, fraud_rate=0.05, seed=3, trees=5, depth=2)
     with mlflow.start_run():
-        champ = log_champion(booster, 0.4, "code-champion", "champion", tmp_path / "a", base_config.get("train.reasons"))
+        champ = log_champion(
+            booster, 0.4, "code-champion", "champion", tmp_path / "a", base_config.get("train.reasons")
+        )
     local = pathlib.Path(download_verified(champ.model_uri))
     assert (local / "champion_pyfunc.py").is_file() and not list(local.rglob("*.pkl"))
     assert load_verified(champ.model_uri).predict(frame[FEATURES].head(5))["decision"].notna().all()
     # The format of earlier releases: the PythonModel instance cloudpickled into python_model.pkl.
     booster.save_model(str(tmp_path / "b.ubj"))
     with mlflow.start_run():
-        pickled = mlflow.pyfunc.log_model(name="old", python_model=ChampionModel(), artifacts={"booster": str(tmp_path / "b.ubj")},
-                                          model_config={"threshold": 0.4, "feature_names": FEATURES,
-                                                        "reasons_top_k": 3, "nthread": 1})
+        pickled = mlflow.pyfunc.log_model(
+            name="old",
+            python_model=ChampionModel(),
+            artifacts={"booster": str(tmp_path / "b.ubj")},
+            model_config={"threshold": 0.4, "feature_names": FEATURES, "reasons_top_k": 3, "nthread": 1},
+        )
     with pytest.raises(ModelFormatError, match="refusing to unpickle it"):
         load_verified(pickled.model_uri)
 

@@ -1,4 +1,5 @@
 """Randomized XGBoost search: seeded, bounded, nested MLflow runs, best params on validation AUPRC."""
+
 from __future__ import annotations
 
 import mlflow
@@ -8,13 +9,15 @@ from mlflow.tracking import MlflowClient
 from fraud_ml.errors import ConfigError
 from fraud_ml.io.mlflow import setup_mlflow
 from fraud_ml.training.champion import train_champion
-from fraud_ml.training.tuning import XGBoostTuner, param_distributions, tune_xgboost
+from fraud_ml.training.tuning import XGBoostTuner, param_distributions
 
-SPACE = {"n_estimators": {"dist": "randint", "low": 5, "high": 15},
-         "max_depth": {"dist": "randint", "low": 2, "high": 4},
-         "learning_rate": {"dist": "loguniform", "low": 0.05, "high": 0.5},
-         "subsample": {"dist": "uniform", "low": 0.7, "high": 1.0},
-         "scale_pos_weight": [1.0, 5.0]}
+SPACE = {
+    "n_estimators": {"dist": "randint", "low": 5, "high": 15},
+    "max_depth": {"dist": "randint", "low": 2, "high": 4},
+    "learning_rate": {"dist": "loguniform", "low": 0.05, "high": 0.5},
+    "subsample": {"dist": "uniform", "low": 0.7, "high": 1.0},
+    "scale_pos_weight": [1.0, 5.0],
+}
 BASE = {"tree_method": "hist", "n_jobs": 2}
 
 
@@ -30,12 +33,15 @@ def test_candidates_are_seeded_and_within_the_space():
         assert c["scale_pos_weight"] in (1.0, 5.0)
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"max_depth": {"dist": "normal", "low": 1, "high": 2}}, "must be a list of values"),
-    ({"learning_rate": {"dist": "loguniform", "low": 0.0, "high": 1.0}}, "bad range"),
-    ({"max_depth": {"dist": "randint", "low": 5, "high": 2}}, "bad range"),
-    ({"max_depth": []}, "empty list"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"max_depth": {"dist": "normal", "low": 1, "high": 2}}, "must be a list of values"),
+        ({"learning_rate": {"dist": "loguniform", "low": 0.0, "high": 1.0}}, "bad range"),
+        ({"max_depth": {"dist": "randint", "low": 5, "high": 2}}, "bad range"),
+        ({"max_depth": []}, "empty list"),
+    ],
+)
 def test_bad_search_space_is_a_clear_error(space, message):
     with pytest.raises(ConfigError, match=message):
         param_distributions(space)
@@ -44,18 +50,30 @@ def test_bad_search_space_is_a_clear_error(space, message):
 
 
 def test_search_logs_nested_trials_and_returns_the_best(make_config, tiny_splits):
-    overrides = [f"train.tuning.space.{k}.{p}={v}" for k, spec in SPACE.items() if isinstance(spec, dict)
-                 for p, v in spec.items() if p != "dist"]
-    cfg = make_config("mlflow.experiment=tuning-test", "train.tuning.n_iter=3", "train.tuning.seed=11",
-                      "train.tuning.space.scale_pos_weight=[1.0, 5.0]", *overrides,
-                      "mlflow.model_name=tuning-test-model")
+    overrides = [
+        f"train.tuning.space.{k}.{p}={v}"
+        for k, spec in SPACE.items()
+        if isinstance(spec, dict)
+        for p, v in spec.items()
+        if p != "dist"
+    ]
+    cfg = make_config(
+        "mlflow.experiment=tuning-test",
+        "train.tuning.n_iter=3",
+        "train.tuning.seed=11",
+        "train.tuning.space.scale_pos_weight=[1.0, 5.0]",
+        *overrides,
+        "mlflow.model_name=tuning-test-model",
+    )
     splits = tiny_splits(1500, seed=9)
-    tuner = tune_xgboost(splits, cfg)
+    setup_mlflow(cfg)
+    tuner = XGBoostTuner.from_config(cfg).fit(splits["train"], splits["validation"])
 
     client = MlflowClient()
     parent = client.get_run(tuner.run_id_)
-    trials = client.search_runs([parent.info.experiment_id],
-                                filter_string=f"tags.mlflow.parentRunId = '{tuner.run_id_}'")
+    trials = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{tuner.run_id_}'"
+    )
     assert len(trials) == 3 == len(tuner.trials_)
     scores = {r.info.run_id: r.data.metrics["val_average_precision"] for r in trials}
     assert tuner.best_score_ == pytest.approx(max(scores.values()))

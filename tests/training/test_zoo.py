@@ -1,4 +1,5 @@
 """The model zoo: every model x data variant is an MLflow run with its metrics and artifacts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,22 +10,41 @@ from mlflow.tracking import MlflowClient
 
 from fraud_ml.errors import ConfigError, FraudMLError
 from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL
+from fraud_ml.training.variants import parse_choices, training_sets
 from fraud_ml.training.zoo import (
     MODELS,
     PARENT_ARTIFACTS,
     RUN_ARTIFACTS,
     ModelZoo,
-    parse_choices,
     run_zoo,
     to_markdown,
-    training_sets,
 )
 
-TINY = ["train.xgboost.n_estimators=10", "train.xgboost.max_depth=3", "train.zoo.params.rf.n_estimators=10",
-        "train.zoo.params.rf.max_depth=6", "train.zoo.params.cat.iterations=10", "train.zoo.params.cat.depth=4",
-        "train.zoo.params.lgbm.n_estimators=10", "train.zoo.params.lgbm.num_leaves=8", "train.zoo.progress=false"]
-TEST_METRICS = ["test_average_precision", "test_roc_auc", "test_precision", "test_recall", "test_f1", "test_tp",
-                "test_fp", "test_tn", "test_fn", "test_threshold", "training_seconds", "val_average_precision"]
+TINY = [
+    "train.xgboost.n_estimators=10",
+    "train.xgboost.max_depth=3",
+    "train.zoo.params.rf.n_estimators=10",
+    "train.zoo.params.rf.max_depth=6",
+    "train.zoo.params.cat.iterations=10",
+    "train.zoo.params.cat.depth=4",
+    "train.zoo.params.lgbm.n_estimators=10",
+    "train.zoo.params.lgbm.num_leaves=8",
+    "train.zoo.progress=false",
+]
+TEST_METRICS = [
+    "test_average_precision",
+    "test_roc_auc",
+    "test_precision",
+    "test_recall",
+    "test_f1",
+    "test_tp",
+    "test_fp",
+    "test_tn",
+    "test_fn",
+    "test_threshold",
+    "training_seconds",
+    "val_average_precision",
+]
 
 
 def fake_gan_rows(train: pd.DataFrame, n: int, method: str = "wgan", seed: int = 0) -> pd.DataFrame:
@@ -51,8 +71,9 @@ def test_whole_zoo_logs_every_model_and_variant(make_config, tmp_path, tiny_spli
     client = MlflowClient()
     parent = client.get_run(zoo.parent_run_id_)
     assert parent.data.params["test_rows"] == str(len(splits["test"]))
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{zoo.parent_run_id_}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{zoo.parent_run_id_}'"
+    )
     pairs = {(r.data.tags["model"], r.data.tags["variant"]) for r in children}
     assert pairs == {(name, v) for name in MODELS.values() for v in ("plain", "smote", "wgan")}
     assert len(children) == 15
