@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
-from typing import Callable
+from typing import Callable, TypeVar
 
 from fraud_ml.config import Config, add_config_arguments, config_from_args
 from fraud_ml.errors import FraudMLError
 from fraud_ml.logs import setup_logging
 
 log = logging.getLogger("fraud_ml")
+T = TypeVar("T")
 
 
 def job_parser(description: str) -> argparse.ArgumentParser:
     """An argparse parser with the shared ``--conf``/``--set`` options."""
     return add_config_arguments(argparse.ArgumentParser(description=description))
+
+
+def options_from_args(cls: type[T], args: argparse.Namespace, **values) -> T:
+    """An options dataclass from the parsed arguments of the same names (``dest``), and ``values``."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**{**given, **values})
 
 
 def one_line(exc: BaseException) -> str:

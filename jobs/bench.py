@@ -14,7 +14,7 @@ latency_p99_ms, offered_tps, mode, ...). Tune with --set, e.g.
 
 import sys
 
-from fraud_ml.cli import job_parser, run_job
+from fraud_ml.cli import job_parser, options_from_args, run_job
 from fraud_ml.ops.bench import (
     MODES,
     BenchOptions,
@@ -30,16 +30,7 @@ def main(args, cfg) -> int:
     lines = tuple(args.lines.split(",")) if args.lines else BenchOptions.lines
     result = run_benchmark(
         cfg,
-        BenchOptions(
-            mode=args.mode,
-            backlog=args.backlog,
-            offered_tps=args.offered_tps,
-            warmup_s=args.warmup,
-            duration_s=args.duration,
-            trees=args.trees,
-            fuzz_messages=args.fuzz_messages,
-            lines=lines,
-        ),
+        options_from_args(BenchOptions, args, lines=lines),
     )
     print(format_result(result), flush=True)
     return 0
@@ -54,8 +45,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--offered-tps", type=float, default=BenchOptions.offered_tps, help="latency/realtime: offered load (tx/s)"
     )
-    parser.add_argument("--warmup", type=float, default=BenchOptions.warmup_s, help="latency: seconds before measuring")
-    parser.add_argument("--duration", type=float, default=BenchOptions.duration_s, help="latency: measured seconds")
+    parser.add_argument(
+        "--warmup", dest="warmup_s", type=float, default=BenchOptions.warmup_s, help="latency: seconds before measuring"
+    )
+    parser.add_argument(
+        "--duration", dest="duration_s", type=float, default=BenchOptions.duration_s, help="latency: measured seconds"
+    )
     parser.add_argument("--trees", type=int, default=BenchOptions.trees, help="trees in the benchmark model")
     add_scratch_arguments(parser)
     # The user's overrides come last so they win over the scratch locations.

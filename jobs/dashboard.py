@@ -7,7 +7,7 @@ import os
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.ops.demo import dashboard_command
+from fraud_ml.ops.dashboard import dashboard_command
 
 
 def main(args, cfg) -> int:

@@ -9,7 +9,7 @@ logs live in kafka.local.data_dir (git-ignored var/kafka by default).
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.io.kafka import create_topic
+from fraud_ml.io.kafka import ensure_topic
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
 
 
@@ -26,12 +26,10 @@ def main(args, cfg) -> int:
         print(f"Kafka running (pid {pid}) on {broker.bootstrap_servers}" if pid else "Kafka not running")
         return 0 if pid else 3
     elif args.action == "create-topic":
-        created = create_topic(
-            broker.bootstrap_servers,
-            args.topic or cfg.get("kafka.topic"),
-            args.partitions or cfg.get("kafka.partitions"),
-            cfg.get("kafka.replication_factor"),
-            cfg.kafka_client_options(),
+        created = ensure_topic(
+            cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={}),
+            args.topic,
+            args.partitions,
         )
         print("topic created" if created else "topic already exists")
     return 0

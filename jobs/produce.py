@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from fraud_ml.cli import job_parser, run_job
 from fraud_ml.io.delta import require_table
-from fraud_ml.io.kafka import create_topic
+from fraud_ml.io.kafka import ensure_topic
 from fraud_ml.streaming.producer import replay, replay_frame
 
 log = logging.getLogger("fraud_ml.produce")
@@ -25,13 +25,7 @@ def main(args, cfg) -> int:
     frame = require_table(path, "run `make prepare` (or `make synthesize`) first").to_pandas()
     frame = replay_frame(frame, args.transactions)
     topic = args.topic or cfg.get("kafka.topic")
-    create_topic(
-        cfg.get("kafka.bootstrap_servers"),
-        topic,
-        cfg.get("kafka.partitions"),
-        cfg.get("kafka.replication_factor"),
-        cfg.kafka_client_options(),
-    )
+    ensure_topic(cfg, topic)
     with tqdm(total=len(frame), unit="tx", desc=f"producing to {topic}", disable=args.quiet) as bar:
         report = replay(frame, cfg, topic=topic, rate=args.rate, on_progress=bar.update)
     print(f"sent {report.sent} transactions to {topic} in {report.seconds:.1f}s ({report.rate:,.0f} tx/s)")

@@ -13,7 +13,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from fraud_ml.cli import job_parser, run_job
+from fraud_ml.cli import job_parser, options_from_args, run_job
 from fraud_ml.ops.bench import add_scratch_arguments, scratch_broker, scratch_overrides
 from fraud_ml.ops.soak import SoakOptions, run_soak
 
@@ -34,12 +34,7 @@ def main(args, cfg) -> int:
         conf_args = (["--conf", args.conf] if args.conf else []) + [a for o in overrides for a in ("--set", o)]
         result = run_soak(
             cfg,
-            SoakOptions(
-                minutes=args.minutes,
-                window_minutes=args.window_minutes,
-                offered_tps=args.offered_tps,
-                sample_s=args.sample_seconds,
-            ),
+            options_from_args(SoakOptions, args),
             conf_args,
             Path(cfg.get("delta.root")).parent,
         )
@@ -57,7 +52,11 @@ if __name__ == "__main__":
     parser.add_argument("--window-minutes", type=float, default=SoakOptions.window_minutes, help="reporting window")
     parser.add_argument("--offered-tps", type=float, default=SoakOptions.offered_tps, help="offered load (tx/s)")
     parser.add_argument(
-        "--sample-seconds", type=float, default=SoakOptions.sample_s, help="RSS / file-count sampling period"
+        "--sample-seconds",
+        dest="sample_s",
+        type=float,
+        default=SoakOptions.sample_s,
+        help="RSS / file-count sampling period",
     )
     add_scratch_arguments(parser)
     sys.exit(

@@ -10,20 +10,14 @@ stream.checkpoint_dir. Restarting resumes from the checkpoint without duplicates
 import sys
 
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.io.kafka import create_topic
+from fraud_ml.io.kafka import ensure_topic
 from fraud_ml.io.spark import build_spark
 from fraud_ml.streaming.query import run_stream
 
 
 def main(args, cfg) -> int:
     # The Kafka source fails on a missing topic: create it the way the producer would.
-    create_topic(
-        cfg.get("kafka.bootstrap_servers"),
-        cfg.get("kafka.topic"),
-        cfg.get("kafka.partitions"),
-        cfg.get("kafka.replication_factor"),
-        cfg.kafka_client_options(),
-    )
+    ensure_topic(cfg)
     run_stream(
         build_spark(cfg, "fraud-ml-stream"), cfg, available_now=args.available_now or None, timeout_s=args.timeout
     )

@@ -18,32 +18,16 @@ from fraud_ml.cli import job_parser, run_job
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--zoo",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="train and compare the model zoo (default: train.zoo.enabled)",
-    )
-    parser.add_argument(
-        "--tune",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="randomized search of the champion's XGBoost params (default: train.tuning.enabled)",
-    )
+    switches = {  # on / off / unset (None: the config decides)
+        "zoo": (None, "train and compare the model zoo (default: train.zoo.enabled)"),
+        "tune": (None, "randomized search of the champion's XGBoost params (default: train.tuning.enabled)"),
+        "progress": (None, "tqdm progress bar over the zoo (default: train.zoo.progress)"),
+        "register": (True, "register the champion and point the alias at it (default: yes)"),
+    }
+    for name, (default, help_text) in switches.items():
+        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default, help=help_text)
     parser.add_argument("--models", default=None, help="zoo models, comma separated: dt,rf,xgb,cat,lgbm")
     parser.add_argument("--variants", default=None, help="zoo data variants, comma separated: plain,smote,wgan,cwgan")
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="tqdm progress bar over the zoo (default: train.zoo.progress)",
-    )
-    parser.add_argument(
-        "--register",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="register the champion and point the alias at it (default: yes)",
-    )
     return parser
 
 
@@ -54,12 +38,7 @@ def main(args, cfg) -> int:
     result = run_experiment(
         build_spark(cfg, "fraud-ml-train"),
         cfg,
-        zoo=args.zoo,
-        tune=args.tune,
-        models=args.models,
-        variants=args.variants,
-        progress=args.progress,
-        register=args.register,
+        **{name: getattr(args, name) for name in ("zoo", "tune", "models", "variants", "progress", "register")},
     )
     if result.zoo is not None:
         zoo = result.zoo

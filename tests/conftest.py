@@ -120,3 +120,21 @@ def champion_test_split(champion_delta_root: str):
     from deltalake import DeltaTable
 
     return DeltaTable(f"{champion_delta_root}/test").to_pandas()
+
+
+@pytest.fixture
+def topic_config(kafka_broker, make_config):
+    """``topic_config(topic, partitions, *overrides)``: a config on the session broker's new ``topic``."""
+    from fraud_ml.io.kafka import create_topic
+
+    def _make(topic: str, partitions: int, *overrides: str) -> Config:
+        cfg = make_config(
+            f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+            f"kafka.topic={topic}",
+            f"kafka.partitions={partitions}",
+            *overrides,
+        )
+        create_topic(kafka_broker.bootstrap_servers, topic, partitions)
+        return cfg
+
+    return _make

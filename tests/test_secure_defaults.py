@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 import psutil
 
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
-from fraud_ml.ops.demo import dashboard_command
+from fraud_ml.ops.dashboard import dashboard_command
 
 
 def listening(port: int) -> set[str]:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud_ml.errors import ConfigError, KafkaUnavailableError
+
+if TYPE_CHECKING:
+    from fraud_ml.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +134,15 @@ def create_topic(
         time.sleep(0.2)
     log.info("created topic %s with %d partitions", topic, partitions)
     return True
+
+
+def ensure_topic(cfg: Config, topic: str | None = None, partitions: int | None = None) -> bool:
+    """Create ``topic`` (default ``kafka.topic``) on ``kafka.bootstrap_servers`` if missing, with
+    ``kafka.partitions`` (or ``partitions``) and ``kafka.replication_factor``; True if it was created."""
+    return create_topic(
+        cfg.get("kafka.bootstrap_servers"),
+        topic or cfg.get("kafka.topic"),
+        partitions or cfg.get("kafka.partitions"),
+        cfg.get("kafka.replication_factor"),
+        cfg.kafka_client_options(),
+    )

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -81,47 +80,6 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
             last = exc
             time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s ({last})")
-
-
-class StreamlitServer:
-    """``streamlit run dashboard/app.py`` on a free port, as a context manager."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, app_args: list[str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.args = app_args or []
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> "StreamlitServer":
-        self._log = open(self.log_path, "wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(PROJECT_ROOT / "dashboard" / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(self.port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-            "--",
-            *self.args,
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        wait_http(f"{self.url}_stcore/health", timeout=60, proc=self.proc)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        stop_process(self.proc)
-        self._log.close()
 
 
 class Chromium:

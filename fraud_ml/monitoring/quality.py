@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,21 +66,6 @@ class Quality:
             index=pd.Index(["actual legit (0)", "actual fraud (1)"], name="actual"),
             columns=["predicted legit (0)", "predicted fraud (1)"],
         )
-
-
-def confusion_counts(decision: Sequence | pd.Series, label: Sequence | pd.Series) -> Quality:
-    """Confusion counts of the fraud class over rows with a non-null label."""
-    d = pd.Series(decision).reset_index(drop=True)
-    y = pd.Series(label).reset_index(drop=True)
-    known = y.notna() & d.notna()
-    d = d[known].astype("int64").to_numpy()
-    y = y[known].astype("int64").to_numpy()
-    return Quality(
-        tp=int(((d == 1) & (y == 1)).sum()),
-        fp=int(((d == 1) & (y == 0)).sum()),
-        fn=int(((d == 0) & (y == 1)).sum()),
-        tn=int(((d == 0) & (y == 0)).sum()),
-    )
 
 
 def quality_from_aggregates(agg: pd.DataFrame) -> Quality:

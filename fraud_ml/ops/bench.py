@@ -37,7 +37,7 @@ import xgboost as xgb
 from fraud_ml.config import Config
 from fraud_ml.errors import KafkaUnavailableError
 from fraud_ml.features import feature_matrix
-from fraud_ml.io.kafka import check_reachable, create_topic
+from fraud_ml.io.kafka import check_reachable, ensure_topic
 from fraud_ml.io.mlflow import load_verified, setup_mlflow
 from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
 from fraud_ml.ops.bench_lines import LINES, run_line
@@ -132,9 +132,7 @@ def run_lines(
             [f"kafka.topic={topic}", f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}"],
             env={},
         )
-        create_topic(
-            cfg.get("kafka.bootstrap_servers"), topic, cfg.get("kafka.partitions"), 1, cfg.kafka_client_options()
-        )
+        ensure_topic(cfg, topic)
         if preload is not None:
             preload(line_cfg)
         outbox = spawn.Queue()
@@ -326,13 +324,7 @@ def _fuzz(cfg: Config, options: BenchOptions) -> dict:
     from fraud_ml.streaming.producer import send_raw
     from fraud_ml.streaming.query import start_stream
 
-    create_topic(
-        cfg.get("kafka.bootstrap_servers"),
-        cfg.get("kafka.topic"),
-        cfg.get("kafka.partitions"),
-        1,
-        cfg.kafka_client_options(),
-    )
+    ensure_topic(cfg)
     messages, good_ids = fuzzed_messages(options.fuzz_messages, seed=20261201, event_time_ms=int(time.time() * 1000))
     spark = build_spark(cfg, "fraud-ml-bench-fuzz")
     stream = start_stream(spark, cfg, available_now=False)
@@ -378,13 +370,7 @@ def _realtime(cfg: Config, options: BenchOptions) -> dict:
     from fraud_ml.ops.bench_realtime import realtime_alerts_latency
 
     spark = build_spark(cfg, "fraud-ml-bench-realtime")
-    create_topic(
-        cfg.get("kafka.bootstrap_servers"),
-        cfg.get("kafka.topic"),
-        cfg.get("kafka.partitions"),
-        1,
-        cfg.kafka_client_options(),
-    )
+    ensure_topic(cfg)
     result: dict = {"offered_tps": options.offered_tps, "throughput_tps": None}
     for variant in ("jvm_projection", "pandas_udf"):
         result[variant] = realtime_alerts_latency(spark, cfg, variant, options)

@@ -20,10 +20,11 @@ import pandas as pd
 from fraud_ml.config import PROJECT_ROOT, Config
 from fraud_ml.errors import KafkaUnavailableError
 from fraud_ml.io.delta import accounted_rows, require_table, table_rows
-from fraud_ml.io.kafka import admin_client, check_reachable, create_topic
+from fraud_ml.io.kafka import admin_client, check_reachable, ensure_topic
 from fraud_ml.io.spark import build_spark
 from fraud_ml.local.jars import resolve as resolve_jars
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
+from fraud_ml.ops.dashboard import dashboard_command
 from fraud_ml.ops.report import RunSummary, summarize
 from fraud_ml.ops.waiting import wait_until
 from fraud_ml.streaming.producer import replay, replay_frame
@@ -136,27 +137,6 @@ def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) ->
     ]
 
 
-def dashboard_command(cfg: Config, config_args: list[str]) -> list[str]:
-    """``streamlit run dashboard/app.py`` bound to ``dashboard.address`` and ``dashboard.port``."""
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(PROJECT_ROOT / "dashboard" / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        str(cfg.get("dashboard.address")),
-        "--server.port",
-        str(cfg.get("dashboard.port")),
-        "--browser.gatherUsageStats",
-        "false",
-        "--",
-        *config_args,
-    ]
-
-
 def run_demo(
     cfg: Config, options: DemoOptions, conf_path: str | None = None, overrides: list[str] | None = None
 ) -> RunSummary:
@@ -180,13 +160,7 @@ def run_demo(
         if not cfg.get("data.input"):
             log.warning("DEMO DATA IS SYNTHETIC (generated with the Kaggle schema): metrics are not real-world results")
         result = train_champion(load_splits(spark, cfg), cfg)
-        create_topic(
-            cfg.get("kafka.bootstrap_servers"),
-            cfg.get("kafka.topic"),
-            cfg.get("kafka.partitions"),
-            cfg.get("kafka.replication_factor"),
-            cfg.kafka_client_options(),
-        )
+        ensure_topic(cfg)
         query = start_stream(spark, cfg, available_now=False)
         split = cfg.get("producer.split")
         frame = replay_frame(

@@ -197,27 +197,17 @@ def _job(script: str, conf_args: list[str], *extra: str, log_path: Path) -> subp
 
 def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: Path) -> dict:
     """Run the soak; ``conf_args`` (``--conf``/``--set``) give the child jobs the same config as ``cfg``."""
-    from fraud_ml.io.kafka import create_topic
-    from fraud_ml.local.browser import (
-        Chromium,
-        StreamlitServer,
-        ensure_chromium,
-        stop_process,
-    )
+    from fraud_ml.io.kafka import ensure_topic
+    from fraud_ml.local.browser import Chromium, ensure_chromium, stop_process
     from fraud_ml.ops.bench import bench_frame, train_bench_model
+    from fraud_ml.ops.dashboard import StreamlitServer
     from fraud_ml.ops.waiting import wait_until
     from fraud_ml.streaming.producer import replay
 
     chromium, why_not = ensure_chromium()
     if chromium is None:
         raise RuntimeError(f"the soak keeps the dashboard open in headless Chromium: {why_not}")
-    create_topic(
-        cfg.get("kafka.bootstrap_servers"),
-        cfg.get("kafka.topic"),
-        cfg.get("kafka.partitions"),
-        1,
-        cfg.kafka_client_options(),
-    )
+    ensure_topic(cfg)
     train_bench_model(cfg, options.trees)
     write_reference_split(cfg)
     logs = workdir / "logs"

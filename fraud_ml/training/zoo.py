@@ -173,19 +173,11 @@ def to_markdown(table: pd.DataFrame, columns: Sequence[str] | None = None, digit
     return "\n".join(lines)
 
 
+# The Markdown report leaves out the counts, the FPR and the bookkeeping columns.
 DISPLAY_COLUMNS = [
-    "model",
-    "variant",
-    "average_precision",
-    "roc_auc",
-    "precision",
-    "recall",
-    "f1",
-    "prod_precision",
-    "prod_f1",
-    "prod_alerts_per_10k",
-    "threshold",
-    "training_seconds",
+    c
+    for c in COMPARISON_COLUMNS
+    if c not in ("tp", "fp", "fn", "tn", "prod_fpr", "train_rows", "synthetic_rows", "run_id")
 ]
 
 

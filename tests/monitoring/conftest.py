@@ -222,3 +222,9 @@ def stream_data() -> SimpleNamespace:
         write_stream_tables=write_stream_tables,
         write_train_table=write_train_table,
     )
+
+
+@pytest.fixture(scope="session")
+def dashboard_panels() -> list[str]:
+    """The dashboard's panel headers, top to bottom."""
+    return ["Totals", "Live quality", "Latency & throughput", "Alerts", "Score distribution", "Drift"]

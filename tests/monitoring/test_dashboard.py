@@ -93,20 +93,13 @@ def full_tables(tmp_path, stream_data):
     return root, tables
 
 
-def test_every_panel_matches_the_tables(full_tables, monkeypatch):
+def test_every_panel_matches_the_tables(full_tables, monkeypatch, dashboard_panels):
     root, tables = full_tables
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     at = run_app(root, monkeypatch)
     preds, batch_metrics = tables.predictions, tables.metrics
     shown = metrics(at)
-    assert [h.value for h in at.header] == [
-        "Totals",
-        "Live quality",
-        "Latency & throughput",
-        "Alerts",
-        "Score distribution",
-        "Drift",
-    ]
+    assert [h.value for h in at.header] == dashboard_panels
     # totals
     assert shown["Transactions scored"] == f"{len(preds):,}"
     assert shown["Flagged"] == f"{int(preds['decision'].sum()):,}"

@@ -17,18 +17,9 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from fraud_ml.local.browser import Chromium, StreamlitServer, ensure_chromium
+from fraud_ml.local.browser import Chromium, ensure_chromium
 from fraud_ml.monitoring.drift import DRIFT_SCHEMA
-
-PANELS = [
-    "Fraud detection monitor",
-    "Totals",
-    "Live quality",
-    "Latency & throughput",
-    "Alerts",
-    "Score distribution",
-    "Drift",
-]
+from fraud_ml.ops.dashboard import StreamlitServer
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ def png_size(path) -> tuple[int, int]:
 
 
 @pytest.mark.timeout(120)
-def test_dashboard_in_headless_chromium(chromium, tmp_path, stream_data):
+def test_dashboard_in_headless_chromium(chromium, tmp_path, stream_data, dashboard_panels):
     root = tmp_path / "delta"
     tables = stream_data.write_stream_tables(root, batches=6, rows=150, seed=5)
     t0 = pd.Timestamp("2024-05-01 12:04", tz="UTC")
@@ -74,7 +65,8 @@ def test_dashboard_in_headless_chromium(chromium, tmp_path, stream_data):
         page.navigate(server.url)
         text = page.wait_for_text(
             [
-                *PANELS,
+                "Fraud detection monitor",
+                *dashboard_panels,
                 "Transactions scored",
                 f"{len(preds):,}",
                 "Fraud rate per 1 minute",

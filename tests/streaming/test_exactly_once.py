@@ -32,6 +32,10 @@ from fraud_ml.streaming.writer import FAULT_ENV, FAULT_POINTS
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+# The stream as its own driver process (kill -9 takes it whole): small, fast triggers.
+DRIVER_PROCESS = ("stream.trigger_interval=200 milliseconds", "spark.master=local[2]", "spark.driver_memory=1g")
+
+
 def _cli_overrides(cfg) -> list[str]:
     keys = [
         "kafka.bootstrap_servers",
@@ -151,19 +155,10 @@ def assert_each_message_once(cfg, sent: int, ids: set[str]) -> None:
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_kill_9_at_each_commit_boundary(
-    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path, point
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path, point, topic_config
 ):
     topic = f"eo-fault-{point}"
-    cfg = make_config(
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        f"kafka.topic={topic}",
-        "kafka.partitions=2",
-        "stream.max_offsets_per_trigger=150",
-        "stream.trigger_interval=200 milliseconds",
-        "spark.master=local[2]",
-        "spark.driver_memory=1g",
-    )
-    create_topic(kafka_broker.bootstrap_servers, topic, 2)
+    cfg = topic_config(topic, 2, "stream.max_offsets_per_trigger=150", *DRIVER_PROCESS)
     messages, ids = mixed_messages(champion_test_split, 400)
     send_raw(messages, cfg)
     log_path = tmp_path / "stream.log"
@@ -176,19 +171,10 @@ def test_kill_9_at_each_commit_boundary(
 
 
 def test_kill_9_driver_three_times_loses_and_duplicates_nothing(
-    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path, topic_config
 ):
     topic = "eo-kill"
-    cfg = make_config(
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        f"kafka.topic={topic}",
-        "kafka.partitions=2",
-        "stream.max_offsets_per_trigger=250",
-        "stream.trigger_interval=200 milliseconds",
-        "spark.master=local[2]",
-        "spark.driver_memory=1g",
-    )
-    create_topic(kafka_broker.bootstrap_servers, topic, 2)
+    cfg = topic_config(topic, 2, "stream.max_offsets_per_trigger=250", *DRIVER_PROCESS)
     frame = replay_frame(champion_test_split, 3000)
     replay(frame, cfg, rate=0)
     rng = random.Random(20261129)
@@ -256,18 +242,12 @@ def test_broker_lost_mid_stream(registered_champion, make_config, base_config, c
 
 
 def test_a_deleted_checkpoint_never_skips_new_transactions(
-    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path, topic_config
 ):
     topic = "eo-new-checkpoint"
-    cfg = make_config(
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        f"kafka.topic={topic}",
-        "kafka.partitions=2",
-        "stream.max_offsets_per_trigger=200",
-        "spark.master=local[2]",
-        "spark.driver_memory=1g",
+    cfg = topic_config(
+        topic, 2, "stream.max_offsets_per_trigger=200", "spark.master=local[2]", "spark.driver_memory=1g"
     )
-    create_topic(kafka_broker.bootstrap_servers, topic, 2)
     frame = replay_frame(champion_test_split, 900)
     old, new = frame.iloc[:500], frame.iloc[500:]
     replay(old, cfg, rate=0)
@@ -291,19 +271,10 @@ def test_a_deleted_checkpoint_never_skips_new_transactions(
 
 
 def test_a_second_query_with_the_same_app_id_is_refused(
-    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path
+    kafka_broker, registered_champion, make_config, champion_test_split, tmp_path, topic_config
 ):
     topic = "eo-two-queries"
-    cfg = make_config(
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        f"kafka.topic={topic}",
-        "kafka.partitions=2",
-        "stream.max_offsets_per_trigger=300",
-        "stream.trigger_interval=200 milliseconds",
-        "spark.master=local[2]",
-        "spark.driver_memory=1g",
-    )
-    create_topic(kafka_broker.bootstrap_servers, topic, 2)
+    cfg = topic_config(topic, 2, "stream.max_offsets_per_trigger=300", *DRIVER_PROCESS)
     frame = replay_frame(champion_test_split, 1200)
     replay(frame.iloc[:600], cfg, rate=0)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"

@@ -6,7 +6,6 @@ import pytest
 from deltalake import DeltaTable
 
 from fraud_ml.io.delta import accounted_rows
-from fraud_ml.io.kafka import create_topic
 from fraud_ml.ops.fuzzing import fuzzed_messages
 from fraud_ml.streaming.producer import send_raw
 from fraud_ml.streaming.query import start_stream
@@ -16,17 +15,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(900)
 def test_fuzzed_messages_mixed_with_good_ones_never_stop_the_stream(
-    spark, kafka_broker, registered_champion, make_config
+    spark, kafka_broker, registered_champion, make_config, topic_config
 ):
     topic = "fuzz-e2e"
-    cfg = make_config(
-        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        f"kafka.topic={topic}",
-        "kafka.partitions=2",
-        "stream.max_offsets_per_trigger=1000",
-        "stream.trigger_interval=200 milliseconds",
-    )
-    create_topic(kafka_broker.bootstrap_servers, topic, 2)
+    cfg = topic_config(topic, 2, "stream.max_offsets_per_trigger=1000", "stream.trigger_interval=200 milliseconds")
     messages, good_ids = fuzzed_messages(4000, seed=20261201, event_time_ms=int(time.time() * 1000))
     stream = start_stream(spark, cfg, available_now=False)
     try:
