@@ -3,10 +3,11 @@
 A test split of the real sample holds ~246 normals: too few to see a 0.3 % false-positive
 rate. Here every real row is held out once: stratified K folds over the whole frame; in
 each, the remaining rows are split like ``data.split`` (train : validation), the champion
-recipe runs on them (XGBoost with ``train.xgboost`` plus overrides, prior correction to
-``train.production_fraud_rate``, threshold by ``train.threshold.*`` on validation) and the
-held-out fold is scored at that threshold. The counts over all folds give the FPR on every
-real normal and the recall on every fraud, with Wilson 95 % intervals.
+recipe runs on them (``fraud_ml.training.champion.fit_champion``: XGBoost with
+``train.xgboost`` plus overrides, prior correction to ``train.production_fraud_rate``, the
+threshold by ``train.threshold.*``) and the held-out fold is scored at that threshold. The
+counts over all folds give the FPR on every real normal and the recall on every fraud, with
+Wilson 95 % intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fraud_ml.config import Config
 from fraud_ml.features import feature_matrix
 from fraud_ml.schema import LABEL
 from fraud_ml.training.calibration import wilson_interval
-from fraud_ml.training.champion import PriorCorrection, fit_xgboost, threshold_from_config
+from fraud_ml.training.champion import fit_champion
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,18 @@ class OutOfFoldEstimate:
 
 
 def out_of_fold_estimate(
-    frame: pd.DataFrame, cfg: Config, folds: int = 5, params: dict | None = None, seed: int | None = None
+    frame: pd.DataFrame,
+    cfg: Config,
+    folds: int = 5,
+    params: dict | None = None,
+    seed: int | None = None,
+    tune: bool = False,
 ) -> OutOfFoldEstimate:
-    """Hold out each row once (stratified ``folds``); run the champion recipe on the rest; count."""
+    """Hold out each row once (stratified ``folds``); run the champion recipe on the rest; count.
+
+    With ``tune`` each fold first runs the XGBoost search (``train.tuning.*``, logged to the active
+    MLflow store) on its train and validation rows, as ``make train`` does, and fits with the best.
+    """
     seed = cfg.get("project.seed") if seed is None else seed
     params = {**cfg.get("train.xgboost"), **(params or {})}
     split = cfg.get("data.split")
@@ -77,11 +87,14 @@ def out_of_fold_estimate(
         train, validation = train_test_split(
             rest, test_size=validation_share, stratify=rest[LABEL], random_state=seed + k
         )
-        booster = fit_xgboost(train, params, seed).get_booster()
-        prior = PriorCorrection.from_config(cfg, train[LABEL].to_numpy(), params)
-        val_scores = prior.apply(booster.inplace_predict(feature_matrix(validation)))
-        threshold = threshold_from_config(cfg, validation[LABEL].to_numpy(), val_scores)
-        scores = prior.apply(booster.inplace_predict(feature_matrix(held)))
+        fold_params = params
+        if tune:
+            from fraud_ml.training.tuning import XGBoostTuner
+
+            fold_params = {**params, **XGBoostTuner.from_config(cfg).fit(train, validation).best_params_}
+        fitted = fit_champion(train, validation, cfg, fold_params, seed)
+        threshold = fitted.threshold
+        scores = fitted.prior.apply(fitted.booster.inplace_predict(feature_matrix(held)))
         y_held = held[LABEL].to_numpy().astype(int)
         flagged = scores >= threshold
         fp += int((flagged & (y_held == 0)).sum())
