@@ -23,8 +23,13 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from fraud_ml.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +185,48 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class PriorCorrection:
+    """From the fraud rate a model was fitted at to the production rate (``train.prior_correction``)."""
+
+    fitted_rate: float
+    production_rate: float
+    enabled: bool
+
+    @classmethod
+    def from_config(cls, cfg: Config, train_labels: np.ndarray, params: dict) -> "PriorCorrection":
+        fitted = effective_fraud_rate(train_labels, float(params.get("scale_pos_weight", 1.0)))
+        return cls(fitted, float(cfg.get("train.production_fraud_rate")), bool(cfg.get("train.prior_correction")))
+
+    @property
+    def ratio(self) -> float:
+        return prior_odds_ratio(self.fitted_rate, self.production_rate) if self.enabled else 1.0
+
+    def apply(self, raw_scores: np.ndarray) -> np.ndarray:
+        return prior_shift(raw_scores, self.ratio)
+
+    def model_config(self) -> dict[str, float]:
+        return {
+            "prior_odds_ratio": self.ratio,
+            "fitted_fraud_rate": self.fitted_rate,
+            "production_fraud_rate": self.production_rate,
+        }
+
+
+def production_report(y_true: np.ndarray, scores: np.ndarray, threshold: float, production_rate: float) -> dict:
+    """Precision, recall, F1, FPR and alerts per 10,000 at ``threshold``, with the split reweighted to
+    ``production_rate``."""
+    return weighted_metrics(y_true, scores, threshold, production_weights(y_true, production_rate))
+
+
+def calibration_metrics(y_val: np.ndarray, raw: np.ndarray, corrected: np.ndarray, production_rate: float) -> dict:
+    """Brier score and ECE of the raw and the corrected scores, validation reweighted to the production rate."""
+    weights = production_weights(y_val, production_rate)
+    return {
+        "validation_production_brier_raw": brier_score(y_val, raw, weights),
+        "validation_production_brier_corrected": brier_score(y_val, corrected, weights),
+        "validation_production_ece_raw": reliability(y_val, raw, weights)[3],
+        "validation_production_ece_corrected": reliability(y_val, corrected, weights)[3],
+    }

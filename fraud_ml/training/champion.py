@@ -32,14 +32,11 @@ from fraud_ml.features import feature_matrix, real_rows
 from fraud_ml.io.mlflow import setup_mlflow
 from fraud_ml.schema import FEATURES, LABEL, SOURCE_COL, SYNTHETIC_SOURCES
 from fraud_ml.training.calibration import (
-    brier_score,
+    PriorCorrection,
+    calibration_metrics,
     choose_threshold,
-    effective_fraud_rate,
-    prior_odds_ratio,
-    prior_shift,
+    production_report,
     production_weights,
-    reliability,
-    weighted_metrics,
 )
 from fraud_ml.training.pyfunc_model import RegisteredChampion, evaluate, log_champion
 
@@ -71,40 +68,6 @@ def threshold_from_config(cfg: Config, y_true: np.ndarray, scores: np.ndarray) -
     return choose_threshold(
         y_true, scores, t["strategy"], weights, t["cost_fn"], t["cost_fp"], t["target_fpr"], t["target_recall"]
     )
-
-
-@dataclass(frozen=True)
-class PriorCorrection:
-    """From the fraud rate a model was fitted at to the production rate (``train.prior_correction``)."""
-
-    fitted_rate: float
-    production_rate: float
-    enabled: bool
-
-    @classmethod
-    def from_config(cls, cfg: Config, train_labels: np.ndarray, params: dict) -> "PriorCorrection":
-        fitted = effective_fraud_rate(train_labels, float(params.get("scale_pos_weight", 1.0)))
-        return cls(fitted, float(cfg.get("train.production_fraud_rate")), bool(cfg.get("train.prior_correction")))
-
-    @property
-    def ratio(self) -> float:
-        return prior_odds_ratio(self.fitted_rate, self.production_rate) if self.enabled else 1.0
-
-    def apply(self, raw_scores: np.ndarray) -> np.ndarray:
-        return prior_shift(raw_scores, self.ratio)
-
-    def model_config(self) -> dict[str, float]:
-        return {
-            "prior_odds_ratio": self.ratio,
-            "fitted_fraud_rate": self.fitted_rate,
-            "production_fraud_rate": self.production_rate,
-        }
-
-
-def production_report(y_true: np.ndarray, scores: np.ndarray, threshold: float, production_rate: float) -> dict:
-    """Precision, recall, F1, FPR and alerts per 10,000 at ``threshold``, with the split reweighted to
-    ``production_rate``."""
-    return weighted_metrics(y_true, scores, threshold, production_weights(y_true, production_rate))
 
 
 def fit_xgboost(train: pd.DataFrame, params: dict, seed: int) -> xgb.XGBClassifier:
@@ -265,14 +228,3 @@ def train_champion(
                 f" as @{alias}" if alias else " (alias not moved)",
             )
     return TrainResult(metrics, threshold, champion, training_seconds, sources, params, production, prior)
-
-
-def calibration_metrics(y_val: np.ndarray, raw: np.ndarray, corrected: np.ndarray, production_rate: float) -> dict:
-    """Brier score and ECE of the raw and the corrected scores, validation reweighted to the production rate."""
-    weights = production_weights(y_val, production_rate)
-    return {
-        "validation_production_brier_raw": brier_score(y_val, raw, weights),
-        "validation_production_brier_corrected": brier_score(y_val, corrected, weights),
-        "validation_production_ece_raw": reliability(y_val, raw, weights)[3],
-        "validation_production_ece_corrected": reliability(y_val, corrected, weights)[3],
-    }

@@ -29,7 +29,8 @@ from fraud_ml.io.mlflow import setup_mlflow
 from fraud_ml.schema import (
     LABEL,
 )
-from fraud_ml.training.champion import production_report, threshold_from_config
+from fraud_ml.training.calibration import production_report
+from fraud_ml.training.champion import threshold_from_config
 from fraud_ml.training.plots import (
     save_comparison_plot,
     save_confusion_matrix,

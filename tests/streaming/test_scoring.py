@@ -5,30 +5,19 @@ from datetime import datetime, timezone
 import mlflow
 import numpy as np
 import pytest
-from pyspark.sql import types as T
 
 from fraud_ml.schema import FEATURES
 from fraud_ml.streaming.messages import ValidationLimits, decode_messages
 from fraud_ml.streaming.producer import encode_messages
-from fraud_ml.streaming.scoring import MessageScorer
+from fraud_ml.streaming.scoring import KAFKA_SPARK_DDL, MessageScorer
 
-KAFKA_SCHEMA = T.StructType(
-    [
-        T.StructField("key", T.BinaryType()),
-        T.StructField("value", T.BinaryType()),
-        T.StructField("topic", T.StringType()),
-        T.StructField("partition", T.IntegerType()),
-        T.StructField("offset", T.LongType()),
-        T.StructField("timestamp", T.TimestampType()),
-    ]
-)
 BAD = [b"{not json", b"", b"[1, 2]", b'{"transaction_id": "x", "Time": 1e400}', bytes(range(256)), None]
 
 
 def kafka_frame(spark, values: list, partitions: int = 3):
     now = datetime.now(timezone.utc)
     rows = [(f"k{i}".encode() if i % 2 else b"\xff\xfe", v, "tx", i % partitions, i, now) for i, v in enumerate(values)]
-    return spark.createDataFrame(rows, KAFKA_SCHEMA).repartition(4)
+    return spark.createDataFrame(rows, KAFKA_SPARK_DDL).repartition(4)
 
 
 @pytest.fixture(scope="module")

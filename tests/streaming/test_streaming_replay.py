@@ -11,24 +11,13 @@ from datetime import datetime, timezone
 
 import pytest
 from deltalake import DeltaTable
-from pyspark.sql import types as T
 
 from fraud_ml.schema import FEATURES
 from fraud_ml.streaming import writer as writer_module
 from fraud_ml.streaming.batch_scoring import Scoring
 from fraud_ml.streaming.routing import ALREADY_SCORED, WITHIN_BATCH
+from fraud_ml.streaming.scoring import KAFKA_SPARK_DDL
 from fraud_ml.streaming.writer import FAULT_POINTS, MicroBatchWriter
-
-KAFKA_SCHEMA = T.StructType(
-    [
-        T.StructField("key", T.BinaryType()),
-        T.StructField("value", T.BinaryType()),
-        T.StructField("topic", T.StringType()),
-        T.StructField("partition", T.IntegerType()),
-        T.StructField("offset", T.LongType()),
-        T.StructField("timestamp", T.TimestampType()),
-    ]
-)
 
 
 class Crash(Exception):
@@ -42,7 +31,7 @@ def body(tx_id: str, i: int) -> bytes:
 def batch(spark, values: list[tuple[str, bytes]], first_offset: int):
     now = datetime.now(timezone.utc)
     rows = [(key.encode(), value, "t", i % 2, first_offset + i, now) for i, (key, value) in enumerate(values)]
-    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+    return spark.createDataFrame(rows, KAFKA_SPARK_DDL)
 
 
 def new_writer(spark, cfg, version: str, query_id: str = "query-1", run: str = "run-1") -> MicroBatchWriter:
