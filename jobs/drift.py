@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("INFO")
     try:
         cfg = config_from_args(args)
-        setup_logging(cfg.get("project.log_level", "INFO"))
+        setup_logging(cfg.get("project.log_level"))
         from fraud_ml.monitoring.drift import DriftSettings, ScoreReferences, run_drift
 
         full = args.full

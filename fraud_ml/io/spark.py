@@ -39,7 +39,7 @@ def spark_conf(cfg: Config, app_name: str | None = None) -> dict[str, str]:
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         **DELTA_CONF,
     }
-    conf.update({str(k): str(v) for k, v in (cfg.get("spark.conf", {}) or {}).items()})
+    conf.update({str(k): str(v) for k, v in (cfg.get("spark.conf") or {}).items()})
     return conf
 
 

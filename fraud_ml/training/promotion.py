@@ -89,7 +89,7 @@ class ChampionChallenger:
         self.margin = float(cfg.get("train.promotion.margin") if margin is None else margin)
         self.model_name = cfg.get("mlflow.model_name")
         self.alias = cfg.get("mlflow.alias")
-        self.previous_alias = cfg.get("train.promotion.previous_alias", "") or ""
+        self.previous_alias = cfg.get("train.promotion.previous_alias") or ""
 
     def current_champion(self) -> str | None:
         """The version behind the alias, or None when there is none yet."""

@@ -200,7 +200,7 @@ class ModelZoo:
         self.models = parse_choices(
             models if models is not None else cfg.get("train.zoo.models"), list(MODELS), "model"
         )
-        self.progress = cfg.get("train.zoo.progress", True) if progress is None else progress
+        self.progress = cfg.get("train.zoo.progress") if progress is None else progress
         self.run_name = run_name
         self.seed = int(cfg.get("project.seed"))
 
