@@ -264,6 +264,7 @@ def _capacity(cfg: Config, options: BenchOptions) -> dict:
         "peer_tps": lines.get("peer", {}).get("throughput_tps"),
         "peer_latency_p50_ms": None,
         "stream_peak_rss_mib": stream.get("peak_rss_mib"),
+        "stream_peak_pss_mib": stream.get("peak_pss_mib"),
         "stream_cpu_mean_pct": stream.get("cpu_mean_pct"),
         "lines": lines,
     }
@@ -311,6 +312,7 @@ def _latency(cfg: Config, options: BenchOptions) -> dict:
         "peer_latency_p50_ms": peer.get("latency_p50_ms"),
         "peer_latency_p99_ms": peer.get("latency_p99_ms"),
         "stream_peak_rss_mib": stream.get("peak_rss_mib"),
+        "stream_peak_pss_mib": stream.get("peak_pss_mib"),
         "stream_cpu_mean_pct": stream.get("cpu_mean_pct"),
         "lines": lines,
     }

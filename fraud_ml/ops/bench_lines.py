@@ -20,70 +20,21 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 
 from fraud_ml.config import Config
 from fraud_ml.io.delta import accounted_rows, open_table
 from fraud_ml.ops.report import row_latencies_ms
+from fraud_ml.ops.resources import TreeSampler
 from fraud_ml.ops.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
 LINES = ("stream", "floor", "read_floor", "peer")
-
-
-@dataclass
-class ResourceSampler:
-    """Samples CPU% and RSS of a process tree (driver, JVM, Python workers) in a thread."""
-
-    root_pid: int
-    interval_s: float = 0.5
-    cpu_samples: list[float] = field(default_factory=list)
-    peak_rss_bytes: int = 0
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        procs: dict[int, psutil.Process] = {}
-        while not self._stop.is_set():
-            total_cpu, total_rss = 0.0, 0
-            try:
-                root = psutil.Process(self.root_pid)
-                tree = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                tree = []
-            for p in tree:
-                proc = procs.setdefault(p.pid, p)
-                try:
-                    total_cpu += proc.cpu_percent(None)
-                    total_rss += proc.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.cpu_samples.append(total_cpu)
-            self.peak_rss_bytes = max(self.peak_rss_bytes, total_rss)
-            self._stop.wait(self.interval_s)
-
-    def start(self) -> "ResourceSampler":
-        self._thread.start()
-        return self
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        samples = self.cpu_samples[2:] or self.cpu_samples  # first readings of cpu_percent are 0
-        return {
-            "cpu_mean_pct": float(np.mean(samples)) if samples else None,
-            "peak_rss_mib": self.peak_rss_bytes / 2**20,
-        }
 
 
 def progress_throughput(progress: list[dict]) -> dict:
@@ -237,7 +188,7 @@ def run_line(line: str, cfg_dict: dict, cfg_source: str, expected: int, offered:
 
     cfg = Config(cfg_dict, cfg_source)
     setup_logging(cfg.get("project.log_level"))
-    sampler = ResourceSampler(os.getpid()).start()
+    sampler = TreeSampler(os.getpid()).start()
 
     def ready() -> pd.Timestamp:
         """Tell the parent this line is up; return when its measured window starts (latency mode)."""

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 from deltalake import write_deltalake
 
 from fraud_ml.config import PROJECT_ROOT, Config
 from fraud_ml.io.delta import accounted_rows, open_table
 from fraud_ml.monitoring.quality import commit_times
+from fraud_ml.ops.resources import ProcessTree
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +77,6 @@ def produce_forever(
         sent.value += send_raw(fuzzed_messages(max(1, int(rows * bad_share)), seed, int(time.time() * 1000))[0], cfg)
 
 
-class ProcessTree:
-    """RSS and CPU of a process and its descendants, sampled on demand."""
-
-    def __init__(self, pid: int, children: bool = True) -> None:
-        self.root, self.children = psutil.Process(pid), children
-        self._known: dict[int, psutil.Process] = {}
-
-    def sample(self) -> tuple[float | None, float | None]:
-        """(RSS MiB, CPU % since the previous sample; 100 = one core), or (None, None) once it is gone."""
-        try:
-            tree = [self.root, *(self.root.children(recursive=True) if self.children else [])]
-        except psutil.Error:
-            return None, None
-        rss, cpu = 0, 0.0
-        for p in tree:
-            proc = self._known.setdefault(p.pid, p)
-            try:
-                rss += proc.memory_info().rss
-                cpu += proc.cpu_percent(None)
-            except psutil.Error:
-                continue
-        return rss / 2**20, cpu
-
-
 def table_files(path: str) -> dict[str, int | None]:
     """Data files in the table's snapshot, Parquet files on disk, and entries in ``_delta_log``."""
     table = open_table(path)
@@ -123,7 +99,8 @@ def window_table(
     metrics: pd.DataFrame, predictions: pd.DataFrame, samples: pd.DataFrame, start: pd.Timestamp, window: pd.Timedelta
 ) -> pd.DataFrame:
     """One row per window of the run: batch time, latency, look-back, RSS and file counts at its end,
-    and each process tree's peak RSS over the window's samples (``<name>_rss_peak_mib``)."""
+    and each process tree's peak RSS and PSS over the window's samples (``<name>_rss_peak_mib``,
+    ``<name>_pss_peak_mib``; fraud_ml.ops.resources says why both)."""
     metrics = metrics.assign(committed_at=pd.to_datetime(metrics["committed_at"], utc=True))
     stamps = pd.to_datetime(predictions["kafka_timestamp"], utc=True)
     latency = (pd.to_datetime(commit_times(predictions, metrics), utc=True) - stamps).dt.total_seconds() * 1000
@@ -152,9 +129,9 @@ def window_table(
         if len(in_samples):
             row.update(
                 {
-                    c.replace("_rss_mib", "_rss_peak_mib"): in_samples[c].max()
+                    c.removesuffix("_mib") + "_peak_mib": in_samples[c].max()
                     for c in samples.columns
-                    if c.endswith("_rss_mib")
+                    if c.endswith(("_rss_mib", "_pss_mib"))
                 }
             )
         rows.append(row)
@@ -258,7 +235,10 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
                         raise RuntimeError(f"the {name} job exited with {p.returncode}; see {logs / name}.log")
                 sample = {"at": pd.Timestamp.now(tz="UTC")}
                 for name, tree in trees.items():
-                    sample[f"{name}_rss_mib"], sample[f"{name}_cpu_pct"] = tree.sample()
+                    reading = tree.sample()
+                    sample[f"{name}_rss_mib"] = reading.rss_mib if reading else None
+                    sample[f"{name}_pss_mib"] = reading.pss_mib if reading else None
+                    sample[f"{name}_cpu_pct"] = reading.cpu_pct if reading else None
                 for table in SOAK_TABLES:
                     files = table_files(cfg.table_path(table))
                     sample[f"{table}_files"] = files["snapshot"]
@@ -300,11 +280,14 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         "sent": sent.value,
         "scored": len(predictions),
         "accounted": accounted_rows(cfg.table_path("batch_metrics")),
-        "peak_rss_mib": {
-            c.removesuffix("_rss_mib"): max(s[c] for s in samples) for c in samples[0] if c.endswith("_rss_mib")
-        }
-        if samples
-        else {},
+        **{
+            f"peak_{kind}_mib": {
+                c.removesuffix(f"_{kind}_mib"): max(s[c] for s in samples if s[c] is not None)
+                for c in (samples[0] if samples else {})
+                if c.endswith(f"_{kind}_mib")
+            }
+            for kind in ("rss", "pss")
+        },
         "dashboard_live": "Fraud" in dashboard_text,
         "windows": json.loads(table.to_json(orient="records")),
         "markdown": markdown(table),

@@ -26,7 +26,11 @@ def test_windows_hold_their_batches_rows_and_latest_sample():
         }
     )
     samples = pd.DataFrame(
-        {"at": [T0 + pd.Timedelta(seconds=s) for s in (30, 40, 90, 150)], "stream_rss_mib": [100.0, 90.0, 110.0, 105.0]}
+        {
+            "at": [T0 + pd.Timedelta(seconds=s) for s in (30, 40, 90, 150)],
+            "stream_rss_mib": [100.0, 90.0, 110.0, 105.0],
+            "stream_pss_mib": [80.0, 85.0, 70.0, 75.0],
+        }
     )
     table = window_table(metrics, predictions, samples, T0, pd.Timedelta(minutes=1))
     assert table["window"].tolist() == ["0-1 min", "1-2 min", "2-3 min"]
@@ -37,5 +41,6 @@ def test_windows_hold_their_batches_rows_and_latest_sample():
     assert table["lookback_ids_max"].tolist() == [10, 30, 60]
     assert table["stream_rss_mib"].tolist() == [90.0, 110.0, 105.0]  # the last sample inside each window
     assert table["stream_rss_peak_mib"].tolist() == [100.0, 110.0, 105.0]  # the largest one
+    assert table["stream_pss_peak_mib"].tolist() == [85.0, 70.0, 75.0]
     text = markdown(table)
     assert text.splitlines()[0].startswith("| window | batches | rows |") and "| 1-2 min | 1 | 20 |" in text

@@ -1,0 +1,43 @@
+"""fraud_ml.ops.resources: a process tree's summed RSS counts shared pages per process, PSS once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from fraud_ml.ops.resources import ProcessTree, TreeSampler
+
+# A child that maps 200 MiB, touches it, then forks: parent and child share those pages.
+FORKING_CHILD = """
+import os, sys, time
+block = bytearray(200 * 2**20)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+pid = os.fork()
+sys.stdout.write("forked\\n"); sys.stdout.flush()
+time.sleep(30)
+"""
+
+
+def test_shared_pages_count_twice_in_rss_and_once_in_pss():
+    proc = subprocess.Popen([sys.executable, "-c", FORKING_CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "forked"
+        time.sleep(0.5)
+        sample = ProcessTree(proc.pid).sample()
+        assert sample is not None
+        assert sample.rss_mib > 400  # the 200 MiB block, once in each of the two processes
+        assert 200 < sample.pss_mib < sample.rss_mib - 150  # ... and once in the tree's PSS
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_sampler_keeps_peaks_and_cpu():
+    sampler = TreeSampler(os.getpid(), interval_s=0.05).start()
+    time.sleep(0.3)
+    result = sampler.stop()
+    assert result["peak_rss_mib"] >= result["peak_pss_mib"] > 0
+    assert result["cpu_mean_pct"] is not None
