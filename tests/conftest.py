@@ -72,17 +72,26 @@ def spark(base_config: Config):
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(base_config: Config, session_dir: Path):
-    """One real KRaft broker for the whole test session, on free ports."""
+def new_broker(base_config: Config):
+    """``new_broker(data_dir)``: a real KRaft broker on free ports, not started."""
     from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
 
-    broker = LocalKafkaBroker(
-        jars_dir=Path(base_config.get("kafka.local.jars_dir")),
-        data_dir=session_dir / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
-        heap="384m",
-    )
+    def _new(data_dir: Path) -> LocalKafkaBroker:
+        return LocalKafkaBroker(
+            jars_dir=Path(base_config.get("kafka.local.jars_dir")),
+            data_dir=data_dir,
+            port=free_port(),
+            controller_port=free_port(),
+            heap="384m",
+        )
+
+    return _new
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(new_broker, session_dir: Path):
+    """One real KRaft broker for the whole test session, on free ports."""
+    broker = new_broker(session_dir / "kafka")
     broker.start()
     yield broker
     broker.stop()

@@ -25,7 +25,6 @@ from deltalake import DeltaTable
 from fraud_ml.config import PROJECT_ROOT
 from fraud_ml.io.delta import table_rows
 from fraud_ml.io.kafka import create_topic
-from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
 from fraud_ml.streaming.producer import encode_messages, replay, replay_frame, send_raw
 from fraud_ml.streaming.writer import FAULT_ENV, FAULT_POINTS
 
@@ -196,14 +195,8 @@ def test_kill_9_driver_three_times_loses_and_duplicates_nothing(
 
 
 @pytest.mark.parametrize("how", ["stop", "kill -9"])
-def test_broker_lost_mid_stream(registered_champion, make_config, base_config, champion_test_split, tmp_path, how):
-    broker = LocalKafkaBroker(
-        jars_dir=Path(base_config.get("kafka.local.jars_dir")),
-        data_dir=tmp_path / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
-        heap="384m",
-    ).start()
+def test_broker_lost_mid_stream(registered_champion, make_config, new_broker, champion_test_split, tmp_path, how):
+    broker = new_broker(tmp_path / "kafka").start()
     try:
         cfg = make_config(
             f"kafka.bootstrap_servers={broker.bootstrap_servers}",
