@@ -43,9 +43,9 @@ def test_second_broker_on_a_taken_port_fails_clearly(kafka_broker, tmp_path):
 
 
 def test_cluster_ids_that_start_with_a_dash_format_the_storage(kafka_broker, tmp_path, monkeypatch):
-    from fraud_ml.local import kafka_broker as kafka_local
+    from fraud_ml.local import kafka_broker as broker_module
 
-    monkeypatch.setattr(kafka_local, "new_cluster_id", lambda: "-Gf7yk0TQkK3QLN2uQHOSQ")
+    monkeypatch.setattr(broker_module, "new_cluster_id", lambda: "-Gf7yk0TQkK3QLN2uQHOSQ")
     broker = LocalKafkaBroker(kafka_broker.jars_dir, tmp_path / "dash")
     broker.format_storage(broker.write_config())
     assert "cluster.id=-Gf7yk0TQkK3QLN2uQHOSQ" in (tmp_path / "dash" / "data" / "meta.properties").read_text()
@@ -72,10 +72,10 @@ def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path):
 def test_a_broker_still_exec_ing_java_is_not_taken_for_a_dead_one(kafka_broker, tmp_path, monkeypatch):
     # Right after the fork /proc shows the forking Python, not kafka.Kafka: start() once read that
     # as "Kafka exited during start-up". The broker it started is judged by its own process handle.
-    from fraud_ml.local import kafka_broker as kafka_local
+    from fraud_ml.local import kafka_broker as broker_module
     from fraud_ml.local.kafka_broker import free_port
 
-    monkeypatch.setattr(kafka_local, "is_broker_process", lambda pid, properties: False)
+    monkeypatch.setattr(broker_module, "is_broker_process", lambda pid, properties: False)
     broker = LocalKafkaBroker(
         kafka_broker.jars_dir, tmp_path / "slow-exec", port=free_port(), controller_port=free_port()
     )
