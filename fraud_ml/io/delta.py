@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from fraud_ml.errors import DataSchemaError, StreamStateError
@@ -112,6 +112,10 @@ class BatchTag:
             return None
 
 
+# Appends and maintenance write checkpoints but leave expired log entries to StreamTable.maintain.
+KEEP_LOGS = PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
+
+
 @dataclass(frozen=True)
 class Maintenance:
     """How a stream table is kept small: compaction every N commits, then vacuum (``stream.maintenance``)."""
@@ -187,6 +191,7 @@ class StreamTable:
                 mode="append",
                 configuration=self.configuration,
                 commit_properties=properties,
+                post_commithook_properties=KEEP_LOGS,
             )
             self.table = DeltaTable(self.path)
         else:
@@ -201,6 +206,7 @@ class StreamTable:
                 mode="append",
                 schema_mode="merge" if missing else None,
                 commit_properties=properties,
+                post_commithook_properties=KEEP_LOGS,
             )
         committed_ms = self._commit_time(tag)
         self._commits += 1
@@ -217,16 +223,24 @@ class StreamTable:
         return self.find_tag(tag)[1]
 
     def maintain(self) -> dict:
-        """Compact small files (data unchanged), then vacuum what the table's retention allows.
+        """Compact small files (data unchanged), vacuum what the table's retention allows, then delete
+        the expired log entries.
 
         Runs on its own handle, so it may overlap the next appends: compaction removes files with
         ``dataChange=false`` and a blind append reads none, so each commit rebases on the other.
+        Expired log entries are deleted here only, after the vacuum: when an append's post-commit
+        hook deleted them, a vacuum running beside it failed on a log file just removed
+        (``_delta_log/...1985.json not found`` after 24 minutes of the soak), which stopped the
+        stream.
         """
         table = DeltaTable(self.path)
         metrics = table.optimize.compact(
-            target_size=self.maintenance.target_file_mb * 2**20, max_concurrent_tasks=self.maintenance.concurrent_tasks
+            target_size=self.maintenance.target_file_mb * 2**20,
+            max_concurrent_tasks=self.maintenance.concurrent_tasks,
+            post_commithook_properties=KEEP_LOGS,
         )
-        removed = table.vacuum(dry_run=False) if self.maintenance.vacuum else []
+        removed = table.vacuum(dry_run=False, post_commithook_properties=KEEP_LOGS) if self.maintenance.vacuum else []
+        table.cleanup_metadata()
         log.info(
             "%s: compacted %s files into %s, vacuumed %d",
             self.path,

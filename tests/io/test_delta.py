@@ -136,3 +136,19 @@ def test_accounted_rows_sums_scored_and_quarantined(tmp_path):
     table.append(pa.table({"rows": [3], "quarantined": [1]}), tag(0))
     table.append(pa.table({"rows": [5], "quarantined": [0]}), tag(1))
     assert accounted_rows(path) == 9
+
+
+def test_expired_log_entries_are_deleted_by_maintenance_only(tmp_path):
+    """An append's post-commit hook once deleted expired log files while a background vacuum read
+    them (the soak's stream stopped on ``_delta_log/...json not found``); only maintain() deletes them."""
+    props = {**PROPS, "delta.checkpointInterval": "5", "delta.logRetentionDuration": "interval 0 seconds"}
+    table = StreamTable(str(tmp_path / "t"), SCHEMA, props, Maintenance(0, 128, 1, True))
+    for b in range(12):
+        table.append(rows(b), tag(b))
+    log_dir = tmp_path / "t" / "_delta_log"
+    commits = lambda: sorted(p.name for p in log_dir.glob("*.json"))  # noqa: E731
+    assert len(commits()) == 12 and len(list(log_dir.glob("*.checkpoint.parquet"))) == 2  # written, nothing deleted
+    table.maintain()
+    left = commits()
+    assert left[0] == "00000000000000000009.json"  # the entries before the newest checkpoint are gone
+    assert table_rows(str(tmp_path / "t")) == 24 and table.committed(tag(11))
