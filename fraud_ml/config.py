@@ -219,7 +219,7 @@ def _leaves(node: Mapping, prefix: str = "") -> Iterable[tuple[str, Any]]:
         dotted = prefix + str(key)
         if isinstance(value, Mapping) and dotted in FREE_FORM_KEYS:
             yield from ((f"{dotted}.{k}", v) for k, v in value.items())
-        elif isinstance(value, Mapping) and value:
+        elif isinstance(value, Mapping):  # an empty map changes nothing (it does not empty the base's)
             yield from _leaves(value, dotted + ".")
         else:
             yield dotted, value

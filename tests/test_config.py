@@ -1,4 +1,7 @@
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fraud_ml.config import DEFAULT_CONFIG_PATH, REQUIRED_KEYS, load_config
 from fraud_ml.errors import ConfigError
@@ -113,3 +116,31 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+_yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
+_overlay_keys = st.sampled_from(
+    ["kafka", "partitions", "topic", "spark", "conf", "drift", "window", "x", "delta", "tables"]
+)
+_overlays = st.recursive(_yaml_scalars, lambda inner: st.dictionaries(_overlay_keys, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(overlay=st.dictionaries(_overlay_keys, _overlays, max_size=4))
+def test_any_overlay_loads_or_fails_with_one_config_error(tmp_path, overlay):
+    (tmp_path / "local.yaml").write_text(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump({"extends": "local.yaml", **overlay}), encoding="utf-8")
+    try:
+        cfg = load_config(path, env={})
+    except ConfigError:
+        return
+    base = load_config(env={})
+    assert set(cfg.get("kafka")) >= set(base.get("kafka")) or "kafka" in overlay  # nothing silently emptied
+
+
+def test_an_empty_map_in_an_overlay_changes_nothing(tmp_path):
+    (tmp_path / "local.yaml").write_text(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "site.yaml").write_text("extends: local.yaml\ndrift: {}\nspark:\n  conf: {}\n", encoding="utf-8")
+    cfg, base = load_config(tmp_path / "site.yaml", env={}), load_config(env={})
+    assert cfg.get("drift") == base.get("drift") and cfg.get("spark.conf") == base.get("spark.conf")
