@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain lint \
-        stream produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-realtime soak cluster test-cluster compose-build compose-up \
+        stream alerts produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-alerts soak cluster test-cluster compose-build compose-up \
         compose-down compose-config \
         clean distclean
 
@@ -58,6 +58,9 @@ retrain: jars  ## train a challenger; move @champion only if it beats the champi
 stream: jars  ## run the streaming scorer (Ctrl-C to stop)
 	$(PY) jobs/stream_score.py --conf $(CONF) $(ARGS)
 
+alerts: jars  ## run the real-time alerts job beside the stream (Ctrl-C to stop)
+	$(PY) jobs/alerts.py --conf $(CONF) $(ARGS)
+
 produce: $(VENV)/.installed  ## replay the test split into Kafka (ARGS="--rate 1000")
 	$(PY) jobs/produce.py --conf $(CONF) $(ARGS)
 
@@ -98,8 +101,9 @@ bench-fuzz: jars  ## 100,000 fuzzed messages mixed with good ones through the re
 soak: jars browser  ## 60 min at 1,000 tx/s: stream + dashboard (headless Chromium) + drift, per-10-min table
 	$(PY) jobs/soak.py $(ARGS)
 
-bench-realtime: jars  ## Spark real-time mode (Kafka -> Kafka alerts) evaluation at 1,000 tx/s
-	$(PY) jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4] $(ARGS)
+bench-alerts: jars  ## real-time alerts latency at 1,000 then 10,000 tx/s, the Delta stream running too
+	$(PY) jobs/bench_alerts.py --offered-tps 1000 $(ARGS)
+	$(PY) jobs/bench_alerts.py --offered-tps 10000 $(ARGS)
 
 cluster:  ## a local standalone Spark master + worker (Ctrl-C stops them)
 	$(PY) -m fraud_ml.local.cluster

@@ -26,8 +26,9 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from fraud_ml.config import load_config  # noqa: E402
+from fraud_ml.config import Config, load_config  # noqa: E402
 from fraud_ml.errors import FraudMLError  # noqa: E402
+from fraud_ml.monitoring.alerts_feed import alert_latency, read_recent_alerts  # noqa: E402
 from fraud_ml.monitoring.latency import (
     LATENCY_PERCENTILE_COLUMNS,
     latency_bin_labels,
@@ -219,6 +220,39 @@ def render_alerts(snap: Snapshot, settings: DashboardSettings) -> None:
     st.dataframe(alerts[columns], hide_index=True, key="alerts_table")
 
 
+def render_realtime_alerts(cfg: Config, settings: DashboardSettings) -> None:
+    """The real-time alerts path (jobs/alerts.py): latency of the newest alerts on their Kafka topic."""
+    from confluent_kafka import KafkaException
+
+    topic, sample = cfg.get("alerts.topic"), int(cfg.get("alerts.dashboard_sample"))
+    if sample <= 0:
+        return
+    st.header("Real-time alerts (Kafka)")
+    try:
+        alerts = read_recent_alerts(cfg, sample)
+    except KafkaException as exc:
+        st.warning(f"Could not read the alerts topic {topic} on {cfg.get('kafka.bootstrap_servers')}: {exc}")
+        return
+    if alerts is None or alerts.empty:
+        st.info(
+            f"No alerts on {topic} yet: the real-time alerts job (`make alerts`; `make demo` starts it) writes "
+            "the champion's decision for each transaction there."
+        )
+        return
+    summary = alert_latency(alerts)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Alerts read", fmt_int(summary["alerts"]), help=f"the newest {sample:,} records of {topic} at most")
+    c2.metric("Alerts flagged", fmt_int(summary["flagged"]))
+    c3.metric("Alert latency p50 (ms)", fmt_rate(summary["latency_p50_ms"]))
+    c4.metric("Alert latency p99 (ms)", fmt_rate(summary["latency_p99_ms"]))
+    st.caption(
+        "Latency: the broker's append time of the alert minus the input transaction's Kafka timestamp. "
+        "Real-time mode scores each transaction as it arrives, beside the micro-batch Delta record above."
+    )
+    newest = alerts.sort_values("alert_ms", ascending=False).head(settings.alert_rows)
+    st.dataframe(newest, hide_index=True, key="realtime_alerts_table")
+
+
 def render_scores(snap: Snapshot, settings: DashboardSettings) -> None:
     """Histogram of probabilities by true label."""
     st.header("Score distribution")
@@ -330,6 +364,7 @@ def main() -> None:
             st.error(f"Could not read the Delta tables under {Path(settings.predictions_path).parent}: {exc}")
             return
         render(snap, settings)
+        render_realtime_alerts(cfg, settings)
 
     live()
 

@@ -3,7 +3,6 @@
     python jobs/bench.py --mode capacity [--backlog 1000000] [--lines stream,floor]
     python jobs/bench.py --mode latency --offered-tps 1000 [--duration 40]
     python jobs/bench.py --mode fuzz [--fuzz-messages 100000]
-    python jobs/bench.py --mode realtime --offered-tps 1000 --set spark.master=local[4]
 
 Uses its own broker (unless one answers on kafka.bootstrap_servers), a scratch Delta
 root, checkpoint and MLflow store under --workdir, and a synthetic 300-tree model.
@@ -43,7 +42,7 @@ if __name__ == "__main__":
     parser.add_argument("--fuzz-messages", type=int, default=BenchOptions.fuzz_messages, help="fuzz: messages pushed")
     parser.add_argument("--backlog", type=int, default=BenchOptions.backlog, help="capacity: transactions pre-loaded")
     parser.add_argument(
-        "--offered-tps", type=float, default=BenchOptions.offered_tps, help="latency/realtime: offered load (tx/s)"
+        "--offered-tps", type=float, default=BenchOptions.offered_tps, help="latency: offered load (tx/s)"
     )
     parser.add_argument(
         "--warmup", dest="warmup_s", type=float, default=BenchOptions.warmup_s, help="latency: seconds before measuring"

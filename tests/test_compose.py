@@ -27,9 +27,19 @@ ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
 CLUSTER_CONF = PROJECT_ROOT / "conf" / "cluster.yaml"
 LOCAL_CONF = PROJECT_ROOT / "conf" / "local.yaml"
 
-REQUIRED_SERVICES = ("kafka", "spark-master", "spark-worker", "mlflow", "postgres", "minio", "stream", "dashboard")
+REQUIRED_SERVICES = (
+    "kafka",
+    "spark-master",
+    "spark-worker",
+    "mlflow",
+    "postgres",
+    "minio",
+    "stream",
+    "alerts",
+    "dashboard",
+)
 SHARED_VOLUME = "fraud-data"  # Delta tables + checkpoints
-SPARK_PROCESSES = ("spark-worker", "stream", "jobs")  # run Spark executors or drivers
+SPARK_PROCESSES = ("spark-worker", "stream", "alerts", "jobs")  # run Spark executors or drivers
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|PRIVATE|JAAS", re.I)
 # ${VAR}, ${VAR:-x}, ${VAR-x}, ${VAR:?msg}, ${VAR?msg}; $$ escapes a literal $ for the container.
 _REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -419,7 +429,7 @@ def test_topic_init_matches_config(services, cluster_cfg):
     assert int(env["KAFKA_PARTITIONS"]) == cluster_cfg.get("kafka.partitions")
     assert int(env["KAFKA_REPLICATION_FACTOR"]) == cluster_cfg.get("kafka.replication_factor")
     assert env_of(services["kafka"])["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    for svc in ("stream", "jobs"):
+    for svc in ("stream", "alerts", "jobs"):
         assert depends(services[svc]).get("kafka-init") == "service_completed_successfully"
 
 
@@ -484,6 +494,7 @@ def test_shared_storage_for_delta_and_checkpoints(services, cluster_cfg):
     paths = {
         "delta.root": cluster_cfg.get("delta.root"),
         "stream.checkpoint_dir": cluster_cfg.get("stream.checkpoint_dir"),
+        "alerts.checkpoint_dir": cluster_cfg.get("alerts.checkpoint_dir"),
     }
     for key, path in paths.items():
         assert "://" not in path, f"{key}={path}: the app image ships no s3a/hadoop-aws jars; use the shared volume"
@@ -502,17 +513,18 @@ def test_shared_storage_for_delta_and_checkpoints(services, cluster_cfg):
 
 def test_app_services_run_the_jobs_with_cluster_conf(services, cluster_cfg):
     image = services["stream"]["image"]
-    for name in ("spark-master", "spark-worker", "stream", "dashboard", "jobs"):
+    for name in ("spark-master", "spark-worker", "stream", "alerts", "dashboard", "jobs"):
         svc = services[name]
         assert svc["image"] == image and svc["build"]["dockerfile"] == "docker/app.Dockerfile", (
             f"{name}: not the app image"
         )
         assert env_of(svc).get("FRAUD_ML_CONF") == "/app/conf/cluster.yaml"
-    for name in ("stream", "jobs"):
+    for name in ("stream", "alerts", "jobs"):
         argv = as_list(services[name]["command"])
         assert argv[0] == "python" and argv[1].startswith("jobs/")
         assert arg_after(argv, "--conf") == "conf/cluster.yaml"
     assert as_list(services["stream"]["command"])[1] == "jobs/stream_score.py"
+    assert as_list(services["alerts"]["command"])[1] == "jobs/alerts.py"
     dash = as_list(services["dashboard"]["command"])
     assert dash[:2] == ["streamlit", "run"] and arg_after(dash, "--conf") == "conf/cluster.yaml"
     port = cluster_cfg.get("dashboard.port")

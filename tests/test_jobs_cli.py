@@ -55,3 +55,27 @@ def test_missing_model_alias(kafka_broker, tmp_path):
         "kafka.topic=no-model",
     )
     assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]
+
+
+def test_alerts_job_refuses_a_bad_emit_setting():
+    code, err = run_job("jobs/alerts.py", "--set", "alerts.emit=some")
+    assert code == 2 and err[-1] == "error: alerts.emit must be one of flagged, all, got 'some'"
+
+
+def test_alerts_job_with_an_unreachable_broker():
+    code, err = run_job("jobs/alerts.py", "--set", "kafka.bootstrap_servers=127.0.0.1:1")
+    assert code == 2 and "Kafka broker unreachable at 127.0.0.1:1" in err[-1]
+
+
+@pytest.mark.integration
+def test_alerts_job_without_a_champion(kafka_broker, tmp_path):
+    code, err = run_job(
+        "jobs/alerts.py",
+        "--set",
+        f"kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        "--set",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}",
+        "--set",
+        "kafka.topic=alerts-no-model",
+    )
+    assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]

@@ -110,15 +110,16 @@ def create_topic(
     replication_factor: int = 1,
     security: dict[str, str] | None = None,
     timeout: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> bool:
-    """Create ``topic`` if missing; True if it was created."""
+    """Create ``topic`` (with topic-level ``config``) if missing; True if it was created."""
     check_reachable(bootstrap_servers, security)
     admin = admin_client(bootstrap_servers, security)
     if topic in admin.list_topics(timeout=timeout).topics:
         return False
-    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[
-        topic
-    ]
+    future = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor, config=config or {})]
+    )[topic]
     try:
         future.result(timeout=timeout)
     except KafkaException as exc:
@@ -136,13 +137,17 @@ def create_topic(
     return True
 
 
-def ensure_topic(cfg: Config, topic: str | None = None, partitions: int | None = None) -> bool:
+def ensure_topic(
+    cfg: Config, topic: str | None = None, partitions: int | None = None, config: dict[str, str] | None = None
+) -> bool:
     """Create ``topic`` (default ``kafka.topic``) on ``kafka.bootstrap_servers`` if missing, with
-    ``kafka.partitions`` (or ``partitions``) and ``kafka.replication_factor``; True if it was created."""
+    ``kafka.partitions`` (or ``partitions``), ``kafka.replication_factor`` and topic-level ``config``;
+    True if it was created."""
     return create_topic(
         cfg.get("kafka.bootstrap_servers"),
         topic or cfg.get("kafka.topic"),
         partitions or cfg.get("kafka.partitions"),
         cfg.get("kafka.replication_factor"),
         cfg.kafka_client_options(),
+        config=config,
     )

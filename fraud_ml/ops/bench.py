@@ -8,7 +8,6 @@ Modes:
             stream, then to the peer; latency = Delta commit - Kafka timestamp of each row.
   fuzz      push fuzzed messages mixed with good ones (fraud_ml.ops.fuzzing) through the stream:
             every message must land in predictions or quarantine and the query stay alive.
-  realtime  Spark's real-time mode for an alerts path (fraud_ml.ops.bench_realtime).
 
 Every result also holds the raw XGBoost ceiling (``inplace_predict`` on all cores) and the
 per-message pyfunc baseline (one call per transaction, the original design), and ratios to
@@ -48,7 +47,7 @@ from fraud_ml.training.pyfunc_model import log_champion
 
 log = logging.getLogger(__name__)
 
-MODES = ("capacity", "latency", "fuzz", "realtime")
+MODES = ("capacity", "latency", "fuzz")
 
 
 @dataclass
@@ -57,7 +56,7 @@ class BenchOptions:
 
     mode: str = "capacity"
     backlog: int = 1_000_000  # capacity: transactions pre-loaded before the lines start
-    offered_tps: float = 1000.0  # latency / realtime: offered load
+    offered_tps: float = 1000.0  # latency: offered load
     warmup_s: float = 15.0  # latency: seconds of load before measuring
     duration_s: float = 40.0  # latency: measured seconds
     trees: int = 300  # size of the benchmark model
@@ -212,9 +211,7 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
         baseline = per_message_baseline(model_uri, ceiling_frame.head(options.baseline_rows))
         log.info("raw XGBoost ceiling %.0f rows/s; per-message pyfunc baseline %.0f rows/s", ceiling, baseline)
         result: dict = {"mode": options.mode}
-        if options.mode == "realtime":
-            result.update(_realtime(cfg, options))
-        elif options.mode == "capacity":
+        if options.mode == "capacity":
             result.update(_capacity(cfg, options))
         elif options.mode == "latency":
             result.update(_latency(cfg, options))
@@ -365,19 +362,6 @@ def _fuzz(cfg: Config, options: BenchOptions) -> dict:
         "latency_p99_ms": None,
         "offered_tps": None,
     }
-
-
-def _realtime(cfg: Config, options: BenchOptions) -> dict:
-    from fraud_ml.io.spark import build_spark
-    from fraud_ml.ops.bench_realtime import realtime_alerts_latency
-
-    spark = build_spark(cfg, "fraud-ml-bench-realtime")
-    ensure_topic(cfg)
-    result: dict = {"offered_tps": options.offered_tps, "throughput_tps": None}
-    for variant in ("jvm_projection", "pandas_udf"):
-        result[variant] = realtime_alerts_latency(spark, cfg, variant, options)
-    result.update({k: v for k, v in result["pandas_udf"].items() if k.startswith("latency")})
-    return result
 
 
 def format_result(result: dict) -> str:

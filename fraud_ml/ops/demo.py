@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,6 +25,7 @@ from fraud_ml.io.kafka import admin_client, check_reachable, ensure_topic
 from fraud_ml.io.spark import build_spark
 from fraud_ml.local.jars import resolve as resolve_jars
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
+from fraud_ml.monitoring.alerts_feed import alert_latency, read_recent_alerts
 from fraud_ml.ops.dashboard import dashboard_command
 from fraud_ml.ops.report import RunSummary, summarize
 from fraud_ml.ops.waiting import wait_until
@@ -35,6 +37,7 @@ from fraud_ml.training.splits import load_splits, prepare_splits
 log = logging.getLogger(__name__)
 
 OUTPUT_TABLES = ("predictions", "batch_metrics", "quarantine")
+ALERTS_STARTED = "alerts: "  # the alerts job's log line once its query runs (fraud_ml.alerts.query)
 
 
 @dataclass
@@ -46,15 +49,17 @@ class DemoOptions:
     steady_state_after_s: float
     wait_timeout_s: float
     dashboard: bool = True
+    alerts: bool = True  # the real-time alerts job beside the stream
 
     @classmethod
-    def from_config(cls, cfg: Config, dashboard: bool = True) -> "DemoOptions":
+    def from_config(cls, cfg: Config, dashboard: bool = True, alerts: bool = True) -> "DemoOptions":
         return cls(
             transactions=int(cfg.get("demo.transactions")),
             rate=float(cfg.get("demo.rate")),
             steady_state_after_s=float(cfg.get("demo.steady_state_after_seconds")),
             wait_timeout_s=float(cfg.get("demo.wait_timeout_seconds")),
             dashboard=dashboard,
+            alerts=alerts,
         )
 
 
@@ -64,14 +69,15 @@ def reset_outputs(cfg: Config) -> None:
         path = cfg.table_path(table)
         if "://" not in path:
             shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(cfg.get("stream.checkpoint_dir"), ignore_errors=True)
+    for checkpoint in ("stream.checkpoint_dir", "alerts.checkpoint_dir"):
+        shutil.rmtree(cfg.get(checkpoint), ignore_errors=True)
     admin = admin_client(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
-    topic = cfg.get("kafka.topic")
-    if topic in admin.list_topics(timeout=10).topics:
-        admin.delete_topics([topic])[topic].result(timeout=30)
-        deadline = time.monotonic() + 30
-        while topic in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
-            time.sleep(0.2)
+    for topic in (cfg.get("kafka.topic"), cfg.get("alerts.topic"), cfg.get("alerts.dead_letter_topic")):
+        if topic in admin.list_topics(timeout=10).topics:
+            admin.delete_topics([topic])[topic].result(timeout=30)
+            deadline = time.monotonic() + 30
+            while topic in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+                time.sleep(0.2)
 
 
 def wait_for_rows(cfg: Config, expected: int, timeout_s: float, query) -> None:
@@ -137,6 +143,45 @@ def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) ->
     ]
 
 
+def start_alerts_job(conf_path: str | None, overrides: list[str], log_path) -> subprocess.Popen:
+    """``jobs/alerts.py`` in a child process, reading the demo's topic from its start; returns once its
+    query runs (its start line is logged), so its JVM start does not overlap the stream's warm-up."""
+    args = _config_args(conf_path, [*overrides, "alerts.starting_offsets=earliest"])
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "jobs" / "alerts.py"), *args],
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until(
+        lambda: ALERTS_STARTED in log_path.read_text(errors="replace"),
+        180,
+        "the real-time alerts job to start",
+        failed=lambda: None if proc.poll() is None else f"it exited with {proc.returncode}; see {log_path}",
+    )
+    return proc
+
+
+def alerts_summary(cfg: Config, flagged: int, timeout_s: float = 60.0) -> str:
+    """The demo's line on the real-time alerts: how many arrived and their latency."""
+    alerts = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alerts = read_recent_alerts(cfg, max(1, flagged))
+        if alerts is not None and len(alerts) >= flagged:
+            break
+        time.sleep(1)
+    if alerts is None or alerts.empty:
+        return f"real-time alerts   none on {cfg.get('alerts.topic')} (see the alerts job's log)"
+    summary = alert_latency(alerts)
+    return (
+        f"real-time alerts   {summary['alerts']:,} on {cfg.get('alerts.topic')} ({flagged:,} flagged in Delta); "
+        f"latency p50 {summary['latency_p50_ms']:,.0f} ms / p99 {summary['latency_p99_ms']:,.0f} ms "
+        "(Kafka ts -> alert appended on the broker)"
+    )
+
+
 def run_demo(
     cfg: Config, options: DemoOptions, conf_path: str | None = None, overrides: list[str] | None = None
 ) -> RunSummary:
@@ -151,7 +196,7 @@ def run_demo(
     except KafkaUnavailableError:
         broker.start()
         started_broker = True
-    spark = query = None
+    spark = query = alerts_job = None
     dashboard: list[subprocess.Popen] = []
     try:
         reset_outputs(cfg)
@@ -161,6 +206,10 @@ def run_demo(
             log.warning("DEMO DATA IS SYNTHETIC (generated with the Kaggle schema): metrics are not real-world results")
         result = train_champion(load_splits(spark, cfg), cfg)
         ensure_topic(cfg)
+        if options.alerts:
+            log_dir = Path(cfg.get("alerts.checkpoint_dir")).parent
+            log_dir.mkdir(parents=True, exist_ok=True)
+            alerts_job = start_alerts_job(conf_path, overrides or [], log_dir / "alerts-job.log")
         query = start_stream(spark, cfg, available_now=False)
         split = cfg.get("producer.split")
         frame = replay_frame(
@@ -204,6 +253,8 @@ def run_demo(
             f"{t_first:,.1f} s after the replay began (replayed at "
             f"{f'{options.rate:,.0f} tx/s' if options.rate else 'full speed'})"
         )
+        if alerts_job is not None:
+            print(alerts_summary(cfg, int(predictions["decision"].sum())))
         if options.dashboard:
             dashboard = start_dashboard(cfg, conf_path, overrides or [])
             print(
@@ -217,8 +268,8 @@ def run_demo(
                 pass
         return summary
     finally:
-        for proc in dashboard:
-            if proc.poll() is None:
+        for proc in [*dashboard, alerts_job]:
+            if proc is not None and proc.poll() is None:
                 proc.terminate()
         if query is not None:
             query.stop()

@@ -162,7 +162,8 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _job(script: str, conf_args: list[str], *extra: str, log_path: Path) -> subprocess.Popen:
+def start_job(script: str, conf_args: list[str], *extra: str, log_path: Path) -> subprocess.Popen:
+    """``jobs/<script>`` in a child process with the given config arguments, its output to ``log_path``."""
     with open(log_path, "wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "jobs" / script), *conf_args, *extra],
@@ -189,7 +190,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
     write_reference_split(cfg)
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    stream = _job("stream_score.py", conf_args, log_path=logs / "stream.log")
+    stream = start_job("stream_score.py", conf_args, log_path=logs / "stream.log")
     spawn = mp.get_context("spawn")
     producer = drift = None
     samples: list[dict] = []
@@ -217,7 +218,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
             Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser,
         ):
             browser.navigate(dashboard.url)
-            drift = _job("drift.py", conf_args, "--every", str(options.drift_every_s), log_path=logs / "drift.log")
+            drift = start_job("drift.py", conf_args, "--every", str(options.drift_every_s), log_path=logs / "drift.log")
             trees = {
                 name: ProcessTree(p.pid)
                 for name, p in (

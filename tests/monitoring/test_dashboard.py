@@ -25,11 +25,13 @@ RECENT_MINUTES = 2  # batches at +0, 50, ..., 250 s: the recent window holds bat
 ALERT_ROWS = 7
 
 
-def run_app(root: Path, monkeypatch, **overrides: str) -> AppTest:
-    """Run the app once with delta.root (and dashboard.* overrides) from the environment."""
+def run_app(root: Path, monkeypatch, alerts_sample: int = 0, **overrides: str) -> AppTest:
+    """Run the app once with delta.root (and dashboard.* overrides) from the environment; the
+    real-time alerts panel reads ``alerts_sample`` records of Kafka (0: no panel)."""
     monkeypatch.setenv("FRAUD_ML__DELTA__ROOT", str(root))
     monkeypatch.setenv("FRAUD_ML__DASHBOARD__RECENT_WINDOW_MINUTES", str(RECENT_MINUTES))
     monkeypatch.setenv("FRAUD_ML__DASHBOARD__ALERT_ROWS", str(ALERT_ROWS))
+    monkeypatch.setenv("FRAUD_ML__ALERTS__DASHBOARD_SAMPLE", str(alerts_sample))
     for key, value in overrides.items():
         monkeypatch.setenv(f"FRAUD_ML__DASHBOARD__{key.upper()}", value)
     at = AppTest.from_file(APP, default_timeout=60)
@@ -223,3 +225,49 @@ def test_bad_config_is_reported_not_raised(tmp_path, monkeypatch):
     at = run_app(tmp_path, monkeypatch, fraud_rate_interval="sometimes")
     (error,) = at.error
     assert "Configuration error" in error.value and "sometimes" in error.value
+
+
+@pytest.mark.integration
+def test_realtime_alerts_panel_shows_the_alert_latency(tmp_path, monkeypatch, stream_data, kafka_broker):
+    import json
+    import time
+
+    from confluent_kafka import Consumer, Producer
+
+    from fraud_ml.alerts.query import ALERTS_TOPIC_CONFIG
+    from fraud_ml.io.kafka import create_topic
+
+    stream_data.write_stream_tables(tmp_path / "delta", batches=2, rows=40, seed=4)
+    topic, servers = "dashboard-alerts", kafka_broker.bootstrap_servers
+    create_topic(servers, topic, 2, config=ALERTS_TOPIC_CONFIG)
+    producer = Producer({"bootstrap.servers": servers})
+    now_ms = int(time.time() * 1000)
+    for i in range(30):
+        alert = {"transaction_id": f"a-{i}", "probability": 0.9, "decision": int(i % 3 == 0), "model_version": "4"}
+        value = json.dumps({**alert, "kafka_timestamp_ms": now_ms - 40 * i, "event_time": None})
+        producer.produce(topic, key=f"a-{i}".encode(), value=value.encode())
+    producer.produce(topic, key=b"x", value=b"not an alert")  # skipped, logged
+    producer.flush(10)
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "dash-check", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    read, deadline = [], time.monotonic() + 30
+    while len(read) < 31 and time.monotonic() < deadline:
+        read += [m for m in consumer.consume(100, 0.5) if m.error() is None]
+    consumer.close()
+    latency = [m.timestamp()[1] - json.loads(m.value())["kafka_timestamp_ms"] for m in read if m.key() != b"x"]
+
+    monkeypatch.setenv("FRAUD_ML__KAFKA__BOOTSTRAP_SERVERS", servers)
+    monkeypatch.setenv("FRAUD_ML__ALERTS__TOPIC", topic)
+    shown = metrics(run_app(tmp_path / "delta", monkeypatch, alerts_sample=1000))
+    assert shown["Alerts read"] == "30" and shown["Alerts flagged"] == "10"
+    assert shown["Alert latency p50 (ms)"] == f"{np.percentile(latency, 50):,.1f}"
+    assert shown["Alert latency p99 (ms)"] == f"{np.percentile(latency, 99):,.1f}"
+
+
+@pytest.mark.integration
+def test_realtime_alerts_panel_without_the_topic_says_how_to_start_it(tmp_path, monkeypatch, stream_data, kafka_broker):
+    stream_data.write_stream_tables(tmp_path / "delta", batches=2, rows=40, seed=4)
+    monkeypatch.setenv("FRAUD_ML__KAFKA__BOOTSTRAP_SERVERS", kafka_broker.bootstrap_servers)
+    monkeypatch.setenv("FRAUD_ML__ALERTS__TOPIC", "no-such-alerts-topic")
+    at = run_app(tmp_path / "delta", monkeypatch, alerts_sample=1000)
+    assert any("make alerts" in i.value for i in at.info)

@@ -60,7 +60,11 @@ def test_dashboard_in_headless_chromium(chromium, tmp_path, stream_data, dashboa
     )
     write_deltalake(str(root / "drift"), pa.Table.from_pandas(drift, schema=DRIFT_SCHEMA, preserve_index=False))
     preds = tables.predictions
-    env = {"FRAUD_ML__DELTA__ROOT": str(root), "FRAUD_ML__DASHBOARD__REFRESH_SECONDS": "3"}
+    env = {
+        "FRAUD_ML__DELTA__ROOT": str(root),
+        "FRAUD_ML__DASHBOARD__REFRESH_SECONDS": "3",
+        "FRAUD_ML__ALERTS__DASHBOARD_SAMPLE": "0",
+    }
     with StreamlitServer(env, tmp_path / "streamlit.log") as server, Chromium(chromium, tmp_path / "profile") as page:
         page.navigate(server.url)
         text = page.wait_for_text(
@@ -93,7 +97,7 @@ def test_dashboard_in_headless_chromium(chromium, tmp_path, stream_data, dashboa
 
 @pytest.mark.timeout(90)
 def test_empty_state_in_headless_chromium(chromium, tmp_path):
-    env = {"FRAUD_ML__DELTA__ROOT": str(tmp_path / "no-tables-yet")}
+    env = {"FRAUD_ML__DELTA__ROOT": str(tmp_path / "no-tables-yet"), "FRAUD_ML__ALERTS__DASHBOARD_SAMPLE": "0"}
     with StreamlitServer(env, tmp_path / "streamlit.log") as server, Chromium(chromium, tmp_path / "profile") as page:
         page.navigate(server.url)
         text = page.wait_for_text(["Fraud detection monitor", "No predictions yet"], timeout=60)

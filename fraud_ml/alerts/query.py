@@ -1,0 +1,150 @@
+"""The alerts query: transactions topic -> validation and the compiled champion -> alerts / dead-letter.
+
+One real-time-mode query (``trigger(realTime=...)``), one Kafka sink: each output row names its
+topic. A valid transaction gives an alert keyed by its id (all decisions or flagged ones only,
+``alerts.emit``); a refused message goes to the dead-letter topic unchanged (key and value),
+its reason and origin in headers. The champion version is resolved once, at start, and every
+alert names it. Delivery is at least once (a restarted batch re-sends what its failed attempt
+may have sent): consumers deduplicate on the key.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fraud_ml.alerts.booster_sql import CompiledChampion, compile_model_dir, score
+from fraud_ml.alerts.validation_sql import validate
+from fraud_ml.config import Config
+from fraud_ml.errors import ConfigError
+from fraud_ml.schema import ID_COL, MESSAGE_EVENT_TIME
+from fraud_ml.streaming.messages import REASON, ValidationLimits
+
+log = logging.getLogger(__name__)
+
+EMIT = ("flagged", "all")
+# The broker stamps each alert when it appends it: a consumer reads the alert's latency from the
+# record alone (its timestamp - the input's Kafka timestamp in the value).
+ALERTS_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+HEADERS_TYPE = "array<struct<key:string,value:binary>>"
+# Names of the dead-letter headers (Kafka Connect's DLQ convention: the error and the origin).
+DEAD_LETTER_HEADERS = ("reason", "source.topic", "source.partition", "source.offset", "source.timestamp")
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    """``alerts.*`` of the config, checked."""
+
+    topic: str
+    dead_letter_topic: str
+    emit: str
+    checkpoint_dir: str
+    starting_offsets: str
+    batch_duration: str
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "AlertsSettings":
+        a = cfg.get("alerts")
+        if a["emit"] not in EMIT:
+            raise ConfigError(f"alerts.emit must be one of {', '.join(EMIT)}, got {a['emit']!r}")
+        if a["topic"] == a["dead_letter_topic"] or cfg.get("kafka.topic") in (a["topic"], a["dead_letter_topic"]):
+            raise ConfigError("kafka.topic, alerts.topic and alerts.dead_letter_topic must be three different topics")
+        return cls(
+            topic=a["topic"],
+            dead_letter_topic=a["dead_letter_topic"],
+            emit=a["emit"],
+            checkpoint_dir=str(a["checkpoint_dir"]),
+            starting_offsets=a["starting_offsets"],
+            batch_duration=a["batch_duration"],
+        )
+
+
+def load_champion(cfg: Config) -> CompiledChampion:
+    """The version behind the champion alias now, downloaded, verified and compiled (pinned for the run)."""
+    from fraud_ml.io.mlflow import download_verified, resolve_alias, setup_mlflow
+
+    setup_mlflow(cfg)
+    version, uri = resolve_alias(cfg)
+    champion = compile_model_dir(download_verified(uri), version)
+    log.info(
+        "alerts: champion version %s compiled (%d trees, threshold %.6g)",
+        version,
+        len(champion.trees),
+        champion.threshold,
+    )
+    return champion
+
+
+def alert_rows(kafka_rows, champion: CompiledChampion, limits: ValidationLimits, settings: AlertsSettings):
+    """Kafka source rows -> Kafka sink rows (``topic``, ``key``, ``value``, ``headers``).
+
+    Pure (no I/O): the same function serves the real-time query and the batch tests.
+    """
+    from pyspark.sql import functions as F
+
+    scored = score(validate(kafka_rows, limits), champion)
+    valid = F.col(REASON).isNull()
+    alert = F.to_json(
+        F.struct(
+            F.col(ID_COL),
+            F.col("probability"),
+            F.col("decision"),
+            F.lit(champion.version).alias("model_version"),
+            F.unix_millis(F.col("timestamp")).alias("kafka_timestamp_ms"),
+            F.col(MESSAGE_EVENT_TIME),
+        )
+    )
+    origin = [F.col(REASON), F.col("topic"), F.col("partition"), F.col("offset"), F.unix_millis(F.col("timestamp"))]
+    kept = valid & (F.col("decision") == 1) if settings.emit == "flagged" else valid
+    return scored.where(kept | ~valid).select(
+        F.when(valid, F.lit(settings.topic)).otherwise(F.lit(settings.dead_letter_topic)).alias("topic"),
+        F.when(valid, F.encode(F.col(ID_COL), "UTF-8")).otherwise(F.col("key")).alias("key"),
+        F.when(valid, F.encode(alert, "UTF-8")).otherwise(F.coalesce(F.col("value"), F.lit(b""))).alias("value"),
+        # The Kafka sink takes exactly this type (nullable fields): cast, whatever the branches infer.
+        F.when(valid, F.array())
+        .otherwise(F.array(*(_header(n, v) for n, v in zip(DEAD_LETTER_HEADERS, origin))))
+        .cast(HEADERS_TYPE)
+        .alias("headers"),
+    )
+
+
+def _header(name: str, value):
+    """A Kafka header (key, UTF-8 value) of a column's text."""
+    from pyspark.sql import functions as F
+
+    return F.struct(F.lit(name).alias("key"), F.encode(value.cast("string"), "UTF-8").alias("value"))
+
+
+def start_alerts(spark, cfg: Config, champion: CompiledChampion | None = None):
+    """Start the real-time alerts query (returns the StreamingQuery)."""
+    from fraud_ml.streaming.batch_scoring import kafka_source_options
+
+    settings = AlertsSettings.from_config(cfg)
+    champion = champion or load_champion(cfg)
+    source = {**kafka_source_options(cfg), "startingOffsets": settings.starting_offsets}
+    source.pop("maxOffsetsPerTrigger", None)  # real-time mode reads without a per-batch cap
+    rows = spark.readStream.format("kafka").options(**source).load()
+    out = alert_rows(rows, champion, ValidationLimits.from_config(cfg), settings)
+    sink = {
+        "kafka.bootstrap.servers": cfg.get("kafka.bootstrap_servers"),
+        **{str(k): str(v) for k, v in (cfg.get("alerts.sink_options") or {}).items()},
+        **{f"kafka.{k}": v for k, v in cfg.kafka_java_options().items()},
+    }
+    query = (
+        out.writeStream.format("kafka")
+        .options(**sink)
+        .option("checkpointLocation", settings.checkpoint_dir)
+        .queryName("fraud-alerts")
+        .outputMode("update")
+        .trigger(realTime=settings.batch_duration)
+        .start()
+    )
+    log.info(
+        "alerts: %s -> %s (%s decisions) and %s, model version %s",
+        cfg.get("kafka.topic"),
+        settings.topic,
+        settings.emit,
+        settings.dead_letter_topic,
+        champion.version,
+    )
+    return query

@@ -1,0 +1,39 @@
+"""Real-time alerts: Kafka transactions -> the champion's decision (scored in the JVM) -> Kafka.
+
+    python jobs/alerts.py [--timeout 600] [--set alerts.emit=all]
+    spark-submit --master "local[6]" --jars "$(python -m fraud_ml.local.jars --csv)" jobs/alerts.py
+
+Spark's real-time mode, beside the Delta stream (jobs/stream_score.py): decisions go to
+alerts.topic keyed by transaction id (at least once), refused messages to
+alerts.dead_letter_topic with the reason in a header. The champion version behind the alias is
+pinned at start; restart the job to pick up a new one. Checkpoint: alerts.checkpoint_dir.
+"""
+
+import sys
+
+from fraud_ml.alerts.query import ALERTS_TOPIC_CONFIG, AlertsSettings, load_champion, start_alerts
+from fraud_ml.cli import job_parser, run_job
+from fraud_ml.io.kafka import ensure_topic
+from fraud_ml.io.spark import build_spark
+
+
+def main(args, cfg) -> int:
+    settings = AlertsSettings.from_config(cfg)
+    ensure_topic(cfg)
+    ensure_topic(cfg, settings.topic, config=ALERTS_TOPIC_CONFIG)
+    ensure_topic(cfg, settings.dead_letter_topic)
+    champion = load_champion(cfg)  # before the JVM starts: a missing model fails in a second
+    cfg = cfg.with_overrides([f"spark.master={cfg.get('alerts.spark_master')}"], env={})
+    query = start_alerts(build_spark(cfg, "fraud-ml-alerts"), cfg, champion)
+    query.awaitTermination(args.timeout)
+    if query.isActive:
+        query.stop()
+    elif query.exception() is not None:
+        raise RuntimeError(str(query.exception()))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = job_parser(__doc__)
+    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    sys.exit(run_job(main, parser))

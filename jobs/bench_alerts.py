@@ -1,0 +1,69 @@
+"""Alerts benchmark: Kafka -> real-time alerts latency at an offered rate, the Delta stream running too.
+
+    python jobs/bench_alerts.py --offered-tps 1000 [--duration 60] [--warmup 20]
+
+Uses its own broker (unless --use-running-broker), scratch tables, checkpoints and MLflow
+store under --workdir, and the benchmark's synthetic 300-tree model. Prints one JSON object
+last (latency_p50_ms, latency_p99_ms, offered_tps, mode "alerts", received, sent, parity).
+A benchmark, never a test (fraud_ml/ops/bench_alerts.py).
+"""
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+from fraud_ml.cli import job_parser, options_from_args, run_job
+from fraud_ml.ops.bench import add_scratch_arguments, scratch_broker, scratch_overrides
+from fraud_ml.ops.bench_alerts import AlertsBenchOptions, run_bench_alerts
+
+
+@cache
+def bench_overrides(workdir: str | None, use_running_broker: bool, user: tuple[str, ...]) -> tuple[str, ...]:
+    """Scratch locations and topics, then the user's overrides; computed once so the child jobs get the same."""
+    scratch = scratch_overrides(workdir, use_running_broker)
+    topic = next(o.split("=", 1)[1] for o in scratch if o.startswith("kafka.topic="))
+    work = Path(next(o.split("=", 1)[1] for o in scratch if o.startswith("delta.root="))).parent
+    return (
+        *scratch,
+        f"alerts.topic={topic}-alerts",
+        f"alerts.dead_letter_topic={topic}-dead-letter",
+        f"alerts.checkpoint_dir={work / 'alerts-checkpoint'}",
+        "alerts.emit=all",
+        "alerts.starting_offsets=latest",
+        *user,
+    )
+
+
+def main(args, cfg) -> int:
+    broker, cfg = scratch_broker(cfg)
+    try:
+        overrides = [
+            *bench_overrides(args.workdir, args.use_running_broker, tuple(args.overrides)),
+            f"kafka.bootstrap_servers={cfg.get('kafka.bootstrap_servers')}",
+        ]
+        conf_args = (["--conf", args.conf] if args.conf else []) + [a for o in overrides for a in ("--set", o)]
+        result = run_bench_alerts(
+            cfg, options_from_args(AlertsBenchOptions, args), conf_args, Path(cfg.get("delta.root")).parent
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = job_parser(__doc__)
+    parser.add_argument("--offered-tps", type=float, default=AlertsBenchOptions.offered_tps, help="offered load (tx/s)")
+    parser.add_argument("--warmup", dest="warmup_s", type=float, default=AlertsBenchOptions.warmup_s)
+    parser.add_argument("--duration", dest="duration_s", type=float, default=AlertsBenchOptions.duration_s)
+    parser.add_argument("--trees", type=int, default=AlertsBenchOptions.trees, help="trees in the benchmark model")
+    add_scratch_arguments(parser)
+    sys.exit(
+        run_job(
+            main,
+            parser,
+            extra_overrides=lambda a: list(bench_overrides(a.workdir, a.use_running_broker, tuple(a.overrides))),
+        )
+    )

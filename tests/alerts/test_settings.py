@@ -1,0 +1,26 @@
+"""``alerts.*`` checked before anything starts."""
+
+import pytest
+
+from fraud_ml.alerts.query import AlertsSettings
+from fraud_ml.config import load_config
+from fraud_ml.errors import ConfigError
+
+
+def test_the_defaults_are_valid():
+    settings = AlertsSettings.from_config(load_config(env={}))
+    assert settings.emit == "flagged" and settings.topic != settings.dead_letter_topic
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "alerts.emit=sometimes",
+        "alerts.topic=dead-letter",
+        "alerts.topic=transactions",
+        "alerts.dead_letter_topic=transactions",
+    ],
+)
+def test_bad_settings_fail_with_one_config_error(override):
+    with pytest.raises(ConfigError):
+        AlertsSettings.from_config(load_config(overrides=[override], env={}))
