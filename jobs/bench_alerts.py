@@ -10,6 +10,7 @@ A benchmark, never a test (fraud_ml/ops/bench_alerts.py).
 
 import json
 import sys
+import time
 from functools import cache
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from fraud_ml.ops.bench_alerts import AlertsBenchOptions, run_bench_alerts
 @cache
 def bench_overrides(workdir: str | None, use_running_broker: bool, user: tuple[str, ...]) -> tuple[str, ...]:
     """Scratch locations and topics, then the user's overrides; computed once so the child jobs get the same."""
-    scratch = scratch_overrides(workdir, use_running_broker)
+    # A folder per run: `make bench-alerts` runs twice with one --workdir, and the second run must not
+    # resume the first one's checkpoints (their topic is gone with its broker).
+    run_dir = str(Path(workdir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}") if workdir else None
+    scratch = scratch_overrides(run_dir, use_running_broker)
     topic = next(o.split("=", 1)[1] for o in scratch if o.startswith("kafka.topic="))
     work = Path(next(o.split("=", 1)[1] for o in scratch if o.startswith("delta.root="))).parent
     return (

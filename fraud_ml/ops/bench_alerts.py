@@ -60,7 +60,8 @@ class AlertsReader:
             }
         )
         self.consumer.subscribe([topic])
-        self.alerts: dict[str, tuple[dict, int]] = {}
+        self.alerts: dict[str, tuple[dict, int]] = {}  # the last alert of each id, its broker timestamp
+        self.counts: dict[str, int] = {}  # alerts per id (at least once: a repeat is a duplicate)
         self.received = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -71,7 +72,9 @@ class AlertsReader:
             for message in self.consumer.consume(5000, 0.1):
                 if message.error() is None:
                     self.received += 1
-                    self.alerts[message.key().decode()] = (json.loads(message.value()), message.timestamp()[1])
+                    key = message.key().decode()
+                    self.alerts[key] = (json.loads(message.value()), message.timestamp()[1])
+                    self.counts[key] = self.counts.get(key, 0) + 1
 
     def close(self) -> None:
         self._stop.set()
@@ -158,7 +161,7 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         "offered_tps": options.offered_tps,
         "sent": len(frame),
         "received": len(got),
-        "duplicates": reader.received - len(reader.alerts),
+        "duplicates": sum(reader.counts.get(i, 0) - 1 for i in got),
         "measured": int(latencies.size),
         "latency_p50_ms": pct(50),
         "latency_p90_ms": pct(90),
