@@ -223,8 +223,8 @@ class StreamTable:
         return self.find_tag(tag)[1]
 
     def maintain(self) -> dict:
-        """Compact small files (data unchanged), vacuum what the table's retention allows, then delete
-        the expired log entries.
+        """Compact small files (data unchanged), vacuum every unreferenced file the table's retention
+        allows, then delete the expired log entries.
 
         Runs on its own handle, so it may overlap the next appends: compaction removes files with
         ``dataChange=false`` and a blind append reads none, so each commit rebases on the other.
@@ -239,7 +239,16 @@ class StreamTable:
             max_concurrent_tasks=self.maintenance.concurrent_tasks,
             post_commithook_properties=KEEP_LOGS,
         )
-        removed = table.vacuum(dry_run=False, post_commithook_properties=KEEP_LOGS) if self.maintenance.vacuum else []
+        # full: every file the snapshot does not reference, past the retention. The default (lite)
+        # deletes only files with a remove action still in the log, but a tombstone leaves the
+        # snapshot when it turns deletedFileRetentionDuration old, the same moment its file becomes
+        # deletable, so a file whose tombstone expired between two rounds stayed on disk for good:
+        # ~3,100 of 6,583 parquet files after the 60-minute soak, growing ~700 per 10 minutes.
+        removed = (
+            table.vacuum(dry_run=False, full=True, post_commithook_properties=KEEP_LOGS)
+            if self.maintenance.vacuum
+            else []
+        )
         table.cleanup_metadata()
         log.info(
             "%s: compacted %s files into %s, vacuumed %d",
