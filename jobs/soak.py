@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from fraud_ml.cli import job_parser, options_from_args, run_job
-from fraud_ml.ops.bench import add_scratch_arguments, scratch_broker, scratch_overrides
+from fraud_ml.ops.bench import add_scratch_arguments, child_conf_args, scratch_broker, scratch_overrides
 from fraud_ml.ops.soak import SoakOptions, run_soak
 
 
@@ -27,11 +27,8 @@ def soak_overrides(workdir: str | None, use_running_broker: bool, user: tuple[st
 def main(args, cfg) -> int:
     broker, cfg = scratch_broker(cfg)
     try:
-        overrides = [
-            *soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides)),
-            f"kafka.bootstrap_servers={cfg.get('kafka.bootstrap_servers')}",
-        ]
-        conf_args = (["--conf", args.conf] if args.conf else []) + [a for o in overrides for a in ("--set", o)]
+        overrides = soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides))
+        conf_args = child_conf_args(args.conf, overrides, cfg)
         result = run_soak(
             cfg,
             options_from_args(SoakOptions, args),

@@ -199,6 +199,13 @@ def scratch_broker(cfg: Config) -> tuple[LocalKafkaBroker | None, Config]:
         return broker, cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
 
 
+def child_conf_args(conf: str | None, overrides: list[str] | tuple[str, ...], cfg: Config) -> list[str]:
+    """``--conf`` / ``--set`` arguments that give a child job ``cfg``: the overrides, then the broker
+    ``scratch_broker`` settled on."""
+    items = [*overrides, f"kafka.bootstrap_servers={cfg.get('kafka.bootstrap_servers')}"]
+    return (["--conf", conf] if conf else []) + [a for o in items for a in ("--set", o)]
+
+
 def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
     """Run one benchmark; return the result dict (also what the job prints as JSON)."""
     if options.mode not in MODES:
