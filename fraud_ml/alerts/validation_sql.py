@@ -9,15 +9,17 @@ reasons are the same texts. Where the two readers cannot agree on a reason the m
 refused by both (tests/alerts/test_validation_sql.py checks that the decision agrees on every
 fuzzed message):
 
-* a ``NaN`` / ``Infinity`` token where no value can stand (``[1 NaN]``): Spark's JSON reader
-  refuses the text (``invalid JSON``) before the decoder's rule would (tokens that stand as
-  values are rewritten as infinite numbers first, so those agree);
 * nesting beyond the JSON reader's own limit (1,000 levels): ``invalid JSON`` here;
 * an integer of more than 38 digits reads as an infinite double here, so in ``event_time`` or
-  ``label`` it is a wrong type rather than out of range.
+  ``label`` it is a wrong type rather than out of range;
+* an id or source with an escaped astral character (two U+FFFD here, one character there) at
+  exactly its length limit.
 
-One difference in the decision: Python's ``json`` reads a value encoded in UTF-16 or UTF-32
-(it detects the encoding); here only UTF-8 is JSON, so such a message is ``invalid JSON``.
+Before parsing, the text is rewritten as Python's reader would read it (a byte order mark skipped,
+surrogate escapes and ``NaN`` / ``Infinity`` values rewritten; below), and a value followed by
+anything but white space is invalid, as in Python. One difference in the decision remains:
+Python's ``json`` reads a value encoded in UTF-16 or UTF-32 (it detects the encoding); here only
+UTF-8 is JSON, so such a message is ``invalid JSON``.
 
 ``event_time`` is bounded above by the record's Kafka timestamp (a real-time batch lasts
 minutes, so its start is no "now"); the Delta stream bounds it by its micro-batch's start.
