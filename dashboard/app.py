@@ -235,7 +235,7 @@ def render_realtime_alerts(cfg: Config, settings: DashboardSettings) -> None:
         return
     if alerts is None or alerts.empty:
         st.info(
-            f"No alerts on {topic} yet: the real-time alerts job (`make alerts`; `make demo` starts it) writes "
+            f"No alerts on {topic} yet: the real-time alerts job (`make alerts`, or `make demo ARGS="--alerts"`) writes "
             "the champion's decision for each transaction there."
         )
         return

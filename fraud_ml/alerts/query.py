@@ -27,6 +27,7 @@ EMIT = ("flagged", "all")
 # record alone (its timestamp - the input's Kafka timestamp in the value).
 ALERTS_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 HEADERS_TYPE = "array<struct<key:string,value:binary>>"
+STARTED = "alerts query started"  # the log line's start once the query runs (the demo waits for it)
 # Names of the dead-letter headers (Kafka Connect's DLQ convention: the error and the origin).
 DEAD_LETTER_HEADERS = ("reason", "source.topic", "source.partition", "source.offset", "source.timestamp")
 
@@ -140,7 +141,7 @@ def start_alerts(spark, cfg: Config, champion: CompiledChampion | None = None):
         .start()
     )
     log.info(
-        "alerts: %s -> %s (%s decisions) and %s, model version %s",
+        STARTED + ": %s -> %s (%s decisions) and %s, model version %s",
         cfg.get("kafka.topic"),
         settings.topic,
         settings.emit,
