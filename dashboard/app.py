@@ -235,8 +235,8 @@ def render_realtime_alerts(cfg: Config, settings: DashboardSettings) -> None:
         return
     if alerts is None or alerts.empty:
         st.info(
-            f"No alerts on {topic} yet: the real-time alerts job (`make alerts`, or `make demo ARGS="--alerts"`) writes "
-            "the champion's decision for each transaction there."
+            f"No alerts on {topic} yet: the real-time alerts job (`make alerts`, or `make demo` with `--alerts`) "
+            "writes the champion's decision for each transaction there."
         )
         return
     summary = alert_latency(alerts)

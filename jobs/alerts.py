@@ -11,15 +11,21 @@ pinned at start; restart the job to pick up a new one. Checkpoint: alerts.checkp
 
 import signal
 import sys
+import threading
+import time
 
 from fraud_ml.alerts.query import ALERTS_TOPIC_CONFIG, AlertsSettings, load_champion, start_alerts
 from fraud_ml.cli import job_parser, run_job
 from fraud_ml.io.kafka import ensure_topic
 from fraud_ml.io.spark import build_spark
 
+STOP = threading.Event()
+
 
 def _stop_on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt  # stop the query and Spark below, then exit
+    # Only a flag: an exception raised inside a py4j call broke the gateway connection, and the
+    # query could not be stopped any more.
+    STOP.set()
 
 
 def main(args, cfg) -> int:
@@ -34,8 +40,10 @@ def main(args, cfg) -> int:
     cfg = cfg.with_overrides([f"spark.master={cfg.get('alerts.spark_master')}"], env={})
     spark = build_spark(cfg, "fraud-ml-alerts")
     query = start_alerts(spark, cfg, champion)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     try:
-        query.awaitTermination(args.timeout)
+        while not STOP.is_set() and query.isActive and (deadline is None or time.monotonic() < deadline):
+            query.awaitTermination(1)
     finally:
         if query.isActive:
             query.stop()
