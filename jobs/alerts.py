@@ -14,9 +14,8 @@ import sys
 import threading
 import time
 
-from fraud_ml.alerts.query import ALERTS_TOPIC_CONFIG, AlertsSettings, load_champion, start_alerts
+from fraud_ml.alerts.query import ensure_alerts_topics, load_champion, start_alerts
 from fraud_ml.cli import job_parser, run_job
-from fraud_ml.io.kafka import ensure_topic
 from fraud_ml.io.spark import build_spark
 
 STOP = threading.Event()
@@ -32,10 +31,7 @@ def main(args, cfg) -> int:
     # A terminated job must stop its query itself: real-time tasks run for a whole batch, and a JVM
     # left without its Python driver was still running at 136 % CPU five minutes after the demo ended.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    settings = AlertsSettings.from_config(cfg)
-    ensure_topic(cfg)
-    ensure_topic(cfg, settings.topic, config=ALERTS_TOPIC_CONFIG)
-    ensure_topic(cfg, settings.dead_letter_topic)
+    ensure_alerts_topics(cfg)
     champion = load_champion(cfg)  # before the JVM starts: a missing model fails in a second
     cfg = cfg.with_overrides([f"spark.master={cfg.get('alerts.spark_master')}"], env={})
     spark = build_spark(cfg, "fraud-ml-alerts")

@@ -60,6 +60,16 @@ class AlertsSettings:
         )
 
 
+def ensure_alerts_topics(cfg: Config) -> None:
+    """Create the transactions, alerts (``LogAppendTime``) and dead-letter topics where missing."""
+    from fraud_ml.io.kafka import ensure_topic
+
+    settings = AlertsSettings.from_config(cfg)
+    ensure_topic(cfg)
+    ensure_topic(cfg, settings.topic, config=ALERTS_TOPIC_CONFIG)
+    ensure_topic(cfg, settings.dead_letter_topic)
+
+
 def load_champion(cfg: Config) -> CompiledChampion:
     """The version behind the champion alias now, downloaded, verified and compiled (pinned for the run)."""
     from fraud_ml.io.mlflow import download_verified, resolve_alias, setup_mlflow

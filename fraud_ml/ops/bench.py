@@ -109,7 +109,8 @@ def per_message_baseline(model_uri: str, frame: pd.DataFrame) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
-def _produce_process(cfg_dict: dict, source: str, frame_path: str, rate: float) -> None:
+def replay_file(cfg_dict: dict, source: str, frame_path: str, rate: float) -> None:
+    """Entry point of a spawned producer process: replay a Parquet frame at ``rate`` tx/s."""
     frame = pd.read_parquet(frame_path)
     replay(frame, Config(cfg_dict, source), rate=rate)
 
@@ -291,7 +292,7 @@ def _latency(cfg: Config, options: BenchOptions) -> dict:
         replay(bench_frame(warm, seed=5), line_cfg, rate=0)
         time.sleep(5)
         producer = spawn.Process(
-            target=_produce_process, args=(line_cfg.as_dict(), line_cfg.source, str(frame_path), options.offered_tps)
+            target=replay_file, args=(line_cfg.as_dict(), line_cfg.source, str(frame_path), options.offered_tps)
         )
         producer.start()
         return producer

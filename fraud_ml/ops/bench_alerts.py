@@ -82,28 +82,20 @@ class AlertsReader:
         self.consumer.close()
 
 
-def _produce(cfg_dict: dict, source: str, frame_path: str, rate: float) -> None:
-    from fraud_ml.streaming.producer import replay
-
-    replay(pd.read_parquet(frame_path), Config(cfg_dict, source), rate=rate)
-
-
 def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[str], workdir: Path) -> dict:
     """Run the benchmark; ``conf_args`` (``--conf``/``--set``) give the child jobs ``cfg``."""
-    from fraud_ml.alerts.query import ALERTS_TOPIC_CONFIG
+    from fraud_ml.alerts.query import ensure_alerts_topics
     from fraud_ml.io.delta import open_table
-    from fraud_ml.io.kafka import ensure_topic
     from fraud_ml.io.mlflow import load_verified
     from fraud_ml.local.browser import stop_process
-    from fraud_ml.ops.bench import bench_frame, train_bench_model
+    from fraud_ml.ops.bench import bench_frame, replay_file, train_bench_model
+    from fraud_ml.ops.bench_lines import latency_summary
     from fraud_ml.ops.resources import ProcessTree
     from fraud_ml.ops.soak import start_job
     from fraud_ml.streaming.producer import replay
 
     alerts_topic = cfg.get("alerts.topic")
-    ensure_topic(cfg)
-    ensure_topic(cfg, alerts_topic, config=ALERTS_TOPIC_CONFIG)
-    ensure_topic(cfg, cfg.get("alerts.dead_letter_topic"))
+    ensure_alerts_topics(cfg)
     _, model_uri = train_bench_model(cfg, options.trees)
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -130,7 +122,7 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         frame_path = Path(tempfile.mkdtemp(prefix="fraud-bench-alerts-")) / "frame.parquet"
         frame.to_parquet(frame_path)
         producer = mp.get_context("spawn").Process(
-            target=_produce, args=(cfg.as_dict(), cfg.source, str(frame_path), options.offered_tps)
+            target=replay_file, args=(cfg.as_dict(), cfg.source, str(frame_path), options.offered_tps)
         )
         started_ms = int(time.time() * 1000)
         producer.start()
@@ -155,7 +147,6 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         [ts - alert["kafka_timestamp_ms"] for alert, ts in got.values() if alert["kafka_timestamp_ms"] >= measured_from]
     )
     parity = _parity(frame, got, load_verified(model_uri))
-    pct = lambda q: float(np.percentile(latencies, q)) if latencies.size else None  # noqa: E731
     return {
         "mode": "alerts",
         "offered_tps": options.offered_tps,
@@ -163,10 +154,7 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         "received": len(got),
         "duplicates": sum(reader.counts.get(i, 0) - 1 for i in got),
         "measured": int(latencies.size),
-        "latency_p50_ms": pct(50),
-        "latency_p90_ms": pct(90),
-        "latency_p99_ms": pct(99),
-        "latency_max_ms": float(latencies.max()) if latencies.size else None,
+        **latency_summary(latencies),
         "parity": parity["parity"],
         "parity_detail": parity,
         "stream_running": True,

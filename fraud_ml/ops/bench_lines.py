@@ -82,7 +82,7 @@ def stream_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict
         out["throughput_tps"] = len(preds) / span if span > 0 else None
         out["batch_ms_p50"] = float(window["processing_ms"].median())
     latency = row_latencies_ms(preds, metrics)
-    out.update(_latency(latency))
+    out.update(latency_summary(latency))
     out["stage_ms_p50"] = {s: float(metrics[f"{s}_ms"].median()) for s in ("score", "route", "write")}
     return out
 
@@ -168,11 +168,12 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
     seconds = time.monotonic() - first
     consumer.close()
     out = {"throughput_tps": done / seconds if offered is None else None}
-    out.update(_latency(np.asarray(latencies)))
+    out.update(latency_summary(np.asarray(latencies)))
     return out
 
 
-def _latency(values: np.ndarray) -> dict:
+def latency_summary(values: np.ndarray) -> dict:
+    """``latency_p50/p90/p99/max_ms`` of per-row latencies (None when there are none)."""
     pct = (lambda q: float(np.percentile(values, q))) if len(values) else (lambda q: None)
     return {
         "latency_p50_ms": pct(50),

@@ -148,14 +148,10 @@ def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) ->
 def start_alerts_job(conf_path: str | None, overrides: list[str], log_path) -> subprocess.Popen:
     """``jobs/alerts.py`` in a child process, reading the demo's topic from its start; returns once its
     query runs (its start line is logged), so its JVM start does not overlap the stream's warm-up."""
+    from fraud_ml.ops.soak import start_job
+
     args = _config_args(conf_path, [*overrides, "alerts.starting_offsets=earliest"])
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "jobs" / "alerts.py"), *args],
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_job("alerts.py", args, log_path=log_path)
     wait_until(
         lambda: STARTED in log_path.read_text(errors="replace"),
         180,
