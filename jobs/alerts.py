@@ -12,7 +12,6 @@ pinned at start; restart the job to pick up a new one. Checkpoint: alerts.checkp
 import signal
 import sys
 import threading
-import time
 
 from fraud_ml.alerts.query import ensure_alerts_topics, load_champion, start_alerts
 from fraud_ml.cli import job_parser, run_job
@@ -27,6 +26,12 @@ def _stop_on_sigterm(signum, frame) -> None:
     STOP.set()
 
 
+def _stop_when_asked(query, timeout_s: float | None) -> None:
+    """Stop ``query`` on SIGTERM, after ``timeout_s``, or once the job ends (a stopped query: no-op)."""
+    STOP.wait(timeout_s)
+    query.stop()
+
+
 def main(args, cfg) -> int:
     # A terminated job must stop its query itself: real-time tasks run for a whole batch, and a JVM
     # left without its Python driver was still running at 136 % CPU five minutes after the demo ended.
@@ -36,13 +41,15 @@ def main(args, cfg) -> int:
     cfg = cfg.with_overrides([f"spark.master={cfg.get('alerts.spark_master')}"], env={})
     spark = build_spark(cfg, "fraud-ml-alerts")
     query = start_alerts(spark, cfg, champion)
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    # The query is stopped from a thread of its own (its own py4j connection): the main thread's
+    # awaitTermination(1) was seen not to return for minutes once the broker was gone.
+    stopper = threading.Thread(target=_stop_when_asked, args=(query, args.timeout), daemon=True)
+    stopper.start()
     try:
-        while not STOP.is_set() and query.isActive and (deadline is None or time.monotonic() < deadline):
-            query.awaitTermination(1)
+        query.awaitTermination()
     finally:
-        if query.isActive:
-            query.stop()
+        STOP.set()
+        stopper.join(timeout=120)
         failure = query.exception()
         spark.stop()
     if failure is not None:
