@@ -49,6 +49,10 @@ class MessageContract:
         bad = [ours for ours, theirs in self.fields if not isinstance(theirs, str) or not theirs.strip()]
         if bad:
             raise ConfigError(f"stream.message.fields must map {bad} to non-empty field names")
+        # msgspec, which reads the fast path, refuses these characters in a field name
+        odd = [theirs for _, theirs in self.fields if any(c in '\\"' or ord(c) < 0x20 for c in theirs)]
+        if odd:
+            raise ConfigError(f"stream.message.fields: names {odd} hold a backslash, a quote or a control character")
         names = [self.name(ours) for ours in self.body_fields]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
