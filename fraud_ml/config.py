@@ -26,7 +26,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "conf" / "local.yaml"
 ENV_PREFIX = "FRAUD_ML__"
 # Maps whose keys are user-defined: overrides may add keys below these.
-FREE_FORM_KEYS = ("spark.conf", "stream.source_options", "stream.librdkafka_options", "stream.table_properties")
+FREE_FORM_KEYS = (
+    "spark.conf",
+    "stream.source_options",
+    "stream.librdkafka_options",
+    "stream.table_properties",
+    "stream.message.fields",
+    "stream.message.presets",
+)
 REQUIRED_KEYS = (
     "kafka.bootstrap_servers",
     "kafka.topic",

@@ -18,6 +18,7 @@ from fraud_ml.alerts.validation_sql import validate
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError
 from fraud_ml.schema import ID_COL, MESSAGE_EVENT_TIME
+from fraud_ml.streaming.contract import NATIVE, MessageContract
 from fraud_ml.streaming.messages import REASON, ValidationLimits
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,12 @@ class AlertsSettings:
             raise ConfigError(f"alerts.emit must be one of {', '.join(EMIT)}, got {a['emit']!r}")
         if a["topic"] == a["dead_letter_topic"] or cfg.get("kafka.topic") in (a["topic"], a["dead_letter_topic"]):
             raise ConfigError("kafka.topic, alerts.topic and alerts.dead_letter_topic must be three different topics")
+        contract = MessageContract.from_config(cfg)
+        if contract != NATIVE:  # validation_sql.py spells the native field names and reads no key or timestamp
+            raise ConfigError(
+                "the alerts job reads the native message contract only (stream.message.preset=native, no "
+                f"overrides); this config's contract is {contract.as_mapping()}"
+            )
         return cls(
             topic=a["topic"],
             dead_letter_topic=a["dead_letter_topic"],

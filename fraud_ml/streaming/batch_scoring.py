@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError
+from fraud_ml.streaming.contract import MessageContract
 from fraud_ml.streaming.kafka_source import SOURCE_NAME, SourceSettings, fetch_records
 from fraud_ml.streaming.kafka_source import register as register_source
 from fraud_ml.streaming.messages import ValidationLimits
@@ -70,6 +71,7 @@ class Scoring:
             raise ConfigError(f"stream.reader must be one of {READERS}, got '{self.reader}'")
         self.fused = self.reader == "librdkafka" and self.udf == "arrow"
         self.limits = ValidationLimits.from_config(cfg)
+        self.contract = MessageContract.from_config(cfg)
         self.tasks = cfg.get("stream.tasks_per_batch") or spark.sparkContext.defaultParallelism
         self._shipped: dict[str, str] = {}
         self._scorers: dict[str, MessageScorer] = {}
@@ -86,7 +88,14 @@ class Scoring:
         if version not in self._scorers:
             shipped = self.shipped(version) if self.udf == "arrow" else None
             self._scorers[version] = MessageScorer(
-                self.spark, self._uri(version), self.udf, self.limits, self.keep_features, self.tasks, shipped
+                self.spark,
+                self._uri(version),
+                self.udf,
+                self.limits,
+                self.keep_features,
+                self.tasks,
+                shipped,
+                self.contract,
             )
         return self._scorers[version]
 
@@ -117,6 +126,7 @@ class Scoring:
             mode="score",
             shipped_model=self.shipped(version),
             limits=asdict(self.limits),
+            contract=self.contract.as_mapping(),
             schema_ddl=spark_ddl(scored_schema(self.keep_features)),
         )
 

@@ -63,6 +63,7 @@ class SourceSettings:
     mode: str = "raw"
     shipped_model: str | None = None  # score mode: fraud_ml.streaming.scoring.ship_model
     limits: dict | None = None  # score mode: ValidationLimits fields
+    contract: dict | None = None  # score mode: MessageContract.as_mapping()
     keep_features: tuple[str, ...] = field(default_factory=tuple)
 
     def options(self, client_options: dict[str, str]) -> dict[str, str]:
@@ -337,6 +338,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def read(self, partition: RangesPartition) -> Iterator[pa.RecordBatch]:
         s = self.settings
         if s.mode == "score":
+            from fraud_ml.streaming.contract import MessageContract
             from fraud_ml.streaming.messages import ValidationLimits
             from fraud_ml.streaming.scoring import (
                 load_cached_model,
@@ -346,9 +348,10 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
             model = load_cached_model(model_property_shipped(s.shipped_model))
             limits = ValidationLimits(**s.limits)
+            contract = MessageContract.from_mapping(s.contract or {})
         for records in read_ranges(s, self.client_options, partition.ranges):
             yield (
-                score_records(model, records, limits, None, list(s.keep_features))
+                score_records(model, records, limits, None, list(s.keep_features), contract)
                 if s.mode == "score"
                 else _kafka_batch(records)
             )

@@ -27,6 +27,7 @@ name the problem precisely (``NaN`` / ``Infinity`` tokens read as non-finite num
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -48,6 +49,7 @@ from fraud_ml.schema import (
     PCA_FEATURES,
     SOURCE_COL,
 )
+from fraud_ml.streaming.contract import KAFKA_KEY, NATIVE, MessageContract
 
 if TYPE_CHECKING:
     from fraud_ml.config import Config
@@ -98,20 +100,29 @@ class ValidationLimits:
         )
 
 
-# The strict fast path: exactly the types above, every feature present and not null.
-Message = msgspec.defstruct(
-    "Message",
-    [
-        (ID_COL, str),
-        *[(c, float) for c in FEATURES],
-        (MESSAGE_EVENT_TIME, Optional[int], None),
-        (MESSAGE_LABEL, Optional[int], None),
-        (SOURCE_COL, Optional[str], None),
-    ],
-    gc=False,
-)
-_decode_one = msgspec.json.Decoder(Message).decode
+_FIELD_TYPES = {
+    ID_COL: (str, ...),
+    **{c: (float, ...) for c in FEATURES},
+    MESSAGE_EVENT_TIME: (Optional[int], None),
+    MESSAGE_LABEL: (Optional[int], None),
+    SOURCE_COL: (Optional[str], None),
+}
 _features_of = operator.attrgetter(*FEATURES)
+
+
+@functools.lru_cache(maxsize=8)
+def _fast_decoder(contract: MessageContract):
+    """The strict fast path of a contract: its body fields, exactly the types above, every feature present
+    and not null, read under the producer's names."""
+    fields = [
+        (ours, t) if default is ... else (ours, t, default)
+        for ours, (t, default) in _FIELD_TYPES.items()
+        if ours in contract.body_fields
+    ]
+    message = msgspec.defstruct(
+        "Message", fields, rename={ours: contract.name(ours) for ours in contract.body_fields}, gc=False
+    )
+    return msgspec.json.Decoder(message).decode
 
 
 def _is_number(value: object) -> bool:
@@ -161,12 +172,13 @@ def _type_name(value: object) -> str:
     )
 
 
-def decode_slow(value: bytes, limits: ValidationLimits) -> tuple | str:
+def decode_slow(value: bytes, limits: ValidationLimits, contract: MessageContract = NATIVE) -> tuple | str:
     """The field tuple of a message the fast path did not take, or the reason it is refused.
 
     The tuple is ``(transaction_id, *features, event_time, label, source)``, as the
-    fast path builds it. Accepts only what the fast path would, except that ``NaN`` and
-    ``Infinity`` tokens read as non-finite numbers (refused later with their field named).
+    fast path builds it (None for a field the contract takes from the record, not the body).
+    Accepts only what the fast path would, except that ``NaN`` and ``Infinity`` tokens read as
+    non-finite numbers (refused later with their field named). Reasons name the producer's fields.
     """
     try:
         body = json.loads(value)
@@ -178,30 +190,27 @@ def decode_slow(value: bytes, limits: ValidationLimits) -> tuple | str:
         return f"{INVALID_JSON}: not an object"
     if nesting_depth(body) > limits.max_nesting_depth:
         return f"nesting too deep: more than {limits.max_nesting_depth} levels"
+    in_body = contract.body_fields
+    field = {ours: body.get(contract.name(ours)) for ours in in_body}
+    expected = [
+        *[(c, _is_number, "number") for c in FEATURES],
+        *[(c, _is_int, "integer") for c in (MESSAGE_EVENT_TIME, MESSAGE_LABEL)],
+        *[(c, lambda v: isinstance(v, str), "string") for c in (ID_COL, SOURCE_COL)],
+    ]
     wrong = [
-        f"{c} ({_type_name(body[c])}, expected number)"
-        for c in FEATURES
-        if body.get(c) is not None and not _is_number(body[c])
-    ]
-    wrong += [
-        f"{c} ({_type_name(body[c])}, expected integer)"
-        for c in (MESSAGE_EVENT_TIME, MESSAGE_LABEL)
-        if body.get(c) is not None and not _is_int(body[c])
-    ]
-    wrong += [
-        f"{c} ({_type_name(body[c])}, expected string)"
-        for c in (ID_COL, SOURCE_COL)
-        if body.get(c) is not None and not isinstance(body[c], str)
+        f"{contract.name(c)} ({_type_name(field[c])}, expected {kind})"
+        for c, ok, kind in expected
+        if c in in_body and field[c] is not None and not ok(field[c])
     ]
     if wrong:
         return "wrong field type: " + "; ".join(wrong)
-    tx_id = body.get(ID_COL)
-    if tx_id is None or not tx_id.strip():
-        return f"missing field: {ID_COL}"
-    missing = [c for c in FEATURES if body.get(c) is None]
+    tx_id = field.get(ID_COL)
+    if ID_COL in in_body and (tx_id is None or not tx_id.strip()):
+        return f"missing field: {contract.name(ID_COL)}"
+    missing = [contract.name(c) for c in FEATURES if field[c] is None]
     if missing:
         return "missing or null field: " + ", ".join(missing)
-    return (tx_id, *[_as_float(body[c]) for c in FEATURES], *[body.get(c) for c in OPTIONAL_FIELDS])
+    return (tx_id, *[_as_float(field[c]) for c in FEATURES], *[field.get(c) for c in OPTIONAL_FIELDS])
 
 
 def _shallow(value: bytes, max_depth: int) -> bool:
@@ -211,7 +220,12 @@ def _shallow(value: bytes, max_depth: int) -> bool:
 
 
 def decode_messages(
-    values: Sequence[Optional[bytes]], limits: ValidationLimits, now_ms: int | None = None
+    values: Sequence[Optional[bytes]],
+    limits: ValidationLimits,
+    now_ms: int | None = None,
+    contract: MessageContract = NATIVE,
+    keys: Sequence[Optional[bytes]] | None = None,
+    timestamps_ms: Sequence[int] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per value: ``reason`` (None = valid), ``transaction_id``, optional fields, the features.
 
@@ -219,7 +233,9 @@ def decode_messages(
     None: its driver applies that bound against the micro-batch's pinned start
     (fraud_ml.streaming.routing), so a batch replayed later decides exactly as its first attempt.
     Features are float64 and the optional fields null where the row has a reason;
-    ``event_time`` is a nullable Int64 and ``label`` a nullable Int32.
+    ``event_time`` is a nullable Int64 and ``label`` a nullable Int32. The ``contract`` names the
+    producer's fields; where it takes the id from the record key or the event time from the record
+    timestamp, ``keys`` or ``timestamps_ms`` (epoch ms, negative = none) hold them, one per value.
     """
     n = len(values)
     reasons: list[Optional[str]] = [None] * n
@@ -227,7 +243,8 @@ def decode_messages(
     fast_rows: list = []
     slow_index: list[int] = []
     slow_rows: list[tuple] = []
-    max_bytes, max_depth, decode = limits.max_message_bytes, limits.max_nesting_depth, _decode_one
+    max_bytes, max_depth, decode = limits.max_message_bytes, limits.max_nesting_depth, _fast_decoder(contract)
+    body_optional = [name for name in (ID_COL, *OPTIONAL_FIELDS) if name in contract.body_fields]
     for i, value in enumerate(values):
         if not value:
             reasons[i] = "empty value"
@@ -249,7 +266,7 @@ def decode_messages(
                 continue
             except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                 pass
-        row = decode_slow(bytes(value), limits)
+        row = decode_slow(bytes(value), limits, contract)
         if isinstance(row, str):
             reasons[i] = row
         else:
@@ -265,17 +282,26 @@ def decode_messages(
             dtype=np.float64,
             count=len(fast_rows) * len(FEATURES),
         ).reshape(len(fast_rows), len(FEATURES))
-        for name in (ID_COL, *OPTIONAL_FIELDS):
+        for name in body_optional:
             columns[name][fast] = list(map(operator.attrgetter(name), fast_rows))
     if slow_rows:
         last = 1 + len(FEATURES)
         features[slow_index] = np.array([row[1:last] for row in slow_rows], dtype=np.float64)
         for k, name in enumerate((ID_COL, *OPTIONAL_FIELDS)):
-            columns[name][slow_index] = [row[0 if k == 0 else last + k - 1] for row in slow_rows]
+            if name in body_optional:
+                columns[name][slow_index] = [row[0 if k == 0 else last + k - 1] for row in slow_rows]
     decoded = np.zeros(n, dtype=bool)
     decoded[fast] = bool(fast_rows)
     decoded[slow_index] = True
-    event_time, label = _field_reasons(reasons, columns, features, decoded, limits, now_ms)
+    if ID_COL not in contract.body_fields:
+        _ids_from_keys(keys, columns[ID_COL], decoded, reasons)
+    if MESSAGE_EVENT_TIME not in contract.body_fields:
+        if timestamps_ms is None:
+            raise ValueError("the contract takes event_time from the Kafka timestamp: pass timestamps_ms")
+        stamps = np.asarray(timestamps_ms, dtype=np.int64)
+        rows = np.flatnonzero(decoded & (stamps >= 0))
+        columns[MESSAGE_EVENT_TIME][rows] = stamps[rows].tolist()
+    event_time, label = _field_reasons(reasons, columns, features, decoded, limits, now_ms, contract)
     refused = np.array([r is not None for r in reasons], dtype=bool)
     for name in (ID_COL, SOURCE_COL):
         columns[name][refused] = None
@@ -290,6 +316,23 @@ def decode_messages(
         }
     )
     return pd.concat([frame, pd.DataFrame(features, columns=FEATURES)], axis=1)
+
+
+def _ids_from_keys(keys: Sequence[Optional[bytes]] | None, ids: np.ndarray, decoded: np.ndarray, reasons: list) -> None:
+    """Transaction ids from the record keys (UTF-8 text) of the decoded rows; a row without one is refused."""
+    if keys is None:
+        raise ValueError("the contract takes transaction_id from the Kafka key: pass keys")
+    for i in np.flatnonzero(decoded):
+        key = keys[i]
+        try:
+            text = bytes(key).decode("utf-8") if key else ""
+        except UnicodeDecodeError:
+            reasons[i], decoded[i] = f"invalid {ID_COL} ({KAFKA_KEY}): not UTF-8", False
+            continue
+        if not text.strip():
+            reasons[i], decoded[i] = f"missing field: {ID_COL} ({KAFKA_KEY})", False
+        else:
+            ids[i] = text
 
 
 def _names(mask_rows: np.ndarray, names: Sequence[str]) -> list[str]:
@@ -317,6 +360,7 @@ def _field_reasons(
     decoded: np.ndarray,
     limits: ValidationLimits,
     now_ms: int | None,
+    contract: MessageContract,
 ) -> tuple[tuple, tuple]:
     """Fill the reasons of decoded rows (id and source form, label, non-finite and out-of-range values);
     return ``event_time`` (int64) and ``label`` (int32) as (values, null mask)."""
@@ -343,30 +387,35 @@ def _field_reasons(
         amount, time_ = features[:, _AMOUNT], features[:, _TIME]
         too_large = np.abs(features[:, _PCA_INDEX]) > limits.max_abs_feature
     earliest = datetime.fromtimestamp(limits.min_event_time_ms / 1000, timezone.utc)
+    name = contract.name
+    features_shown, pca_shown = contract.names(FEATURES), contract.names(PCA_FEATURES)
     checks = [
-        (form, lambda rows: [_form_reason(columns, i, limits) for i in rows]),
+        (form, lambda rows: [_form_reason(columns, i, limits, contract) for i in rows]),
         (
             non_finite.any(axis=1),
-            lambda rows: ["non-finite value in: " + s for s in _names(non_finite[rows], FEATURES)],
+            lambda rows: ["non-finite value in: " + s for s in _names(non_finite[rows], features_shown)],
         ),
-        (amount < 0, lambda rows: ["out of range: negative Amount"] * len(rows)),
-        (amount > limits.max_amount, lambda rows: [f"out of range: Amount > {limits.max_amount:g}"] * len(rows)),
-        (time_ < 0, lambda rows: ["out of range: negative Time"] * len(rows)),
-        (time_ > limits.max_time, lambda rows: [f"out of range: Time > {limits.max_time:g}"] * len(rows)),
+        (amount < 0, lambda rows: [f"out of range: negative {name('Amount')}"] * len(rows)),
+        (
+            amount > limits.max_amount,
+            lambda rows: [f"out of range: {name('Amount')} > {limits.max_amount:g}"] * len(rows),
+        ),
+        (time_ < 0, lambda rows: [f"out of range: negative {name('Time')}"] * len(rows)),
+        (time_ > limits.max_time, lambda rows: [f"out of range: {name('Time')} > {limits.max_time:g}"] * len(rows)),
         (
             too_large.any(axis=1),
             lambda rows: [
                 f"out of range: |value| > {limits.max_abs_feature:g} in " + s
-                for s in _names(too_large[rows], PCA_FEATURES)
+                for s in _names(too_large[rows], pca_shown)
             ],
         ),
         (
             has_event_time & (event_time[0] < limits.min_event_time_ms),
-            lambda rows: [f"out of range: {MESSAGE_EVENT_TIME} before {earliest:%Y-%m-%d}"] * len(rows),
+            lambda rows: [f"out of range: {name(MESSAGE_EVENT_TIME)} before {earliest:%Y-%m-%d}"] * len(rows),
         ),
         (
             has_event_time & (event_time[0] > event_time_limit(limits, now_ms)),
-            lambda rows: [event_time_ahead_reason(limits)] * len(rows),
+            lambda rows: [event_time_ahead_reason(limits, contract)] * len(rows),
         ),
     ]
     pending = decoded.copy()
@@ -384,21 +433,23 @@ def event_time_limit(limits: ValidationLimits, now_ms: int | None) -> int | floa
     return math.inf if now_ms is None else now_ms + limits.max_event_time_ahead_ms
 
 
-def event_time_ahead_reason(limits: ValidationLimits) -> str:
-    return f"out of range: {MESSAGE_EVENT_TIME} more than {limits.max_event_time_ahead_ms / 60_000:g} minutes ahead"
+def event_time_ahead_reason(limits: ValidationLimits, contract: MessageContract = NATIVE) -> str:
+    minutes = limits.max_event_time_ahead_ms / 60_000
+    return f"out of range: {contract.name(MESSAGE_EVENT_TIME)} more than {minutes:g} minutes ahead"
 
 
-def _form_reason(columns: dict[str, np.ndarray], i: int, limits: ValidationLimits) -> str:
+def _form_reason(columns: dict[str, np.ndarray], i: int, limits: ValidationLimits, contract: MessageContract) -> str:
     """Why the id, source or label of row ``i`` is refused (the first of them that is)."""
     tx_id, source = columns[ID_COL][i], columns[SOURCE_COL][i]
+    id_name, source_name = contract.name(ID_COL), contract.name(SOURCE_COL)
     if not tx_id.strip():
-        return f"missing field: {ID_COL}"
+        return f"missing field: {id_name}"
     if len(tx_id) > limits.max_id_length:
-        return f"invalid {ID_COL}: longer than {limits.max_id_length} characters"
+        return f"invalid {id_name}: longer than {limits.max_id_length} characters"
     if re.fullmatch(limits.id_pattern, tx_id) is None or not _utf8(tx_id):
-        return f"invalid {ID_COL}: characters outside {limits.id_pattern}"
+        return f"invalid {id_name}: characters outside {limits.id_pattern}"
     if source is not None and len(source) > limits.max_source_length:
-        return f"invalid {SOURCE_COL}: longer than {limits.max_source_length} characters"
+        return f"invalid {source_name}: longer than {limits.max_source_length} characters"
     if source is not None and (re.fullmatch(limits.source_pattern, source) is None or not _utf8(source)):
-        return f"invalid {SOURCE_COL}: characters outside {limits.source_pattern}"
-    return f"out of range: {MESSAGE_LABEL} must be 0 or 1"
+        return f"invalid {source_name}: characters outside {limits.source_pattern}"
+    return f"out of range: {contract.name(MESSAGE_LABEL)} must be 0 or 1"

@@ -2,8 +2,10 @@
 
 Each message: key = transaction id, value = JSON with ``transaction_id``,
 ``event_time`` (epoch ms at send), the 30 features, ``label`` (ground truth, never
-a model input) and ``source``. Messages are serialised in vectorised chunks and
-sent with librdkafka's batching (linger + compression), never a flush per message.
+a model input) and ``source``, under the names of the configured message contract
+(``stream.message``: a field the contract takes from the record key or timestamp is left
+out of the body). Messages are serialised in vectorised chunks and sent with librdkafka's
+batching (linger + compression), never a flush per message.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fraud_ml.schema import (
     MESSAGE_LABEL,
     SOURCE_COL,
 )
+from fraud_ml.streaming.contract import NATIVE, MessageContract
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,13 @@ def replay_frame(frame: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
     return pd.concat(rounds, ignore_index=True).head(n)
 
 
-def encode_messages(chunk: pd.DataFrame, event_time_ms: int) -> tuple[list[bytes], list[bytes]]:
-    """(keys, JSON values) for a chunk of rows; vectorised through ``DataFrame.to_json``."""
-    body = pd.DataFrame({ID_COL: chunk[ID_COL].astype(str).to_numpy()})
+def encode_messages(
+    chunk: pd.DataFrame, event_time_ms: int, contract: MessageContract = NATIVE
+) -> tuple[list[bytes], list[bytes]]:
+    """(keys, JSON values) for a chunk of rows, fields named by ``contract``; vectorised through
+    ``DataFrame.to_json``. The key is the transaction id whatever the contract."""
+    ids = chunk[ID_COL].astype(str).to_numpy()
+    body = pd.DataFrame({ID_COL: ids})
     body[MESSAGE_EVENT_TIME] = np.int64(event_time_ms)
     for col in FEATURES:
         body[col] = chunk[col].to_numpy(dtype=np.float64)
@@ -75,8 +82,10 @@ def encode_messages(chunk: pd.DataFrame, event_time_ms: int) -> tuple[list[bytes
         body[MESSAGE_LABEL] = chunk[LABEL].astype("Int64").to_numpy()
     if SOURCE_COL in chunk.columns:
         body[SOURCE_COL] = chunk[SOURCE_COL].astype(str).to_numpy()
+    body = body[[c for c in body.columns if c in contract.body_fields]]
+    body.columns = contract.names(list(body.columns))
     values = body.to_json(orient="records", lines=True, double_precision=15).splitlines()
-    return [k.encode() for k in body[ID_COL]], [v.encode() for v in values]
+    return [k.encode() for k in ids], [v.encode() for v in values]
 
 
 def producer_config(cfg: Config) -> dict:
@@ -128,8 +137,10 @@ def replay(
     rate: float | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ProduceReport:
-    """Send every row of ``frame`` to Kafka at ``rate`` tx/s (0 = as fast as possible)."""
+    """Send every row of ``frame`` to Kafka at ``rate`` tx/s (0 = as fast as possible), in the message
+    contract of ``stream.message``."""
     topic = topic or cfg.get("kafka.topic")
+    contract = MessageContract.from_config(cfg)
     rate = cfg.get("producer.rate") if rate is None else float(rate)
     check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
     producer = Producer(producer_config(cfg))
@@ -148,7 +159,7 @@ def replay(
             delay = started + start / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        keys, values = encode_messages(chunk, int(time.time() * 1000))
+        keys, values = encode_messages(chunk, int(time.time() * 1000), contract)
         for key, value in zip(keys, values):
             while True:
                 try:

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from fraud_ml.io.delta import BatchTag
 from fraud_ml.schema import ID_COL, MESSAGE_LABEL, SOURCE_COL
+from fraud_ml.streaming.contract import NATIVE, MessageContract
 from fraud_ml.streaming.messages import (
     REASON,
     ValidationLimits,
@@ -131,6 +132,7 @@ def route_batch(
     deduplicate: bool,
     recent: RecentIds | None,
     limits: ValidationLimits,
+    contract: MessageContract = NATIVE,
 ) -> RoutedBatch:
     """Split scored messages (``fraud_ml.streaming.scoring.scored_schema``) into table rows."""
     n = scored.num_rows
@@ -140,7 +142,7 @@ def route_batch(
     reason[refused_early] = scored[REASON].take(pa.array(refused_early, pa.int64())).to_pylist()
     event_ms = scored["event_time_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
     late = valid & (event_ms > event_time_limit(limits, tag.started_at_ms))  # NaN (no event_time) compares False
-    reason[late] = event_time_ahead_reason(limits)
+    reason[late] = event_time_ahead_reason(limits, contract)
     valid &= ~late
     probability = scored["probability"].to_numpy(zero_copy_only=False).astype(np.float64)
     non_finite = valid & ~np.isfinite(probability)

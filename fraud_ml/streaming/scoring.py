@@ -33,6 +33,7 @@ from fraud_ml.schema import (
     MESSAGE_LABEL,
     SOURCE_COL,
 )
+from fraud_ml.streaming.contract import NATIVE, MessageContract
 from fraud_ml.streaming.messages import REASON, ValidationLimits, decode_messages
 
 log = logging.getLogger(__name__)
@@ -164,13 +165,21 @@ def _refused_only(values: list | str, refused: np.ndarray, type_: pa.DataType) -
 
 
 def score_records(
-    model: Any, records: KafkaRecords, limits: ValidationLimits, now_ms: int | None, keep_features: list[str]
+    model: Any,
+    records: KafkaRecords,
+    limits: ValidationLimits,
+    now_ms: int | None,
+    keep_features: list[str],
+    contract: MessageContract = NATIVE,
 ) -> pa.RecordBatch:
     """Decode, validate and score a chunk of Kafka records into ``scored_schema``.
 
     ``now_ms``: see fraud_ml.streaming.messages.decode_messages (the stream passes None).
     """
-    decoded = decode_messages(records.values, limits, now_ms)
+    stamps = np.asarray(records.timestamps_us, dtype=np.int64)
+    decoded = decode_messages(
+        records.values, limits, now_ms, contract, keys=records.keys, timestamps_ms=np.floor_divide(stamps, 1000)
+    )
     n = len(decoded)
     valid = decoded[REASON].isna().to_numpy()
     probability = np.full(n, np.nan)
@@ -185,7 +194,6 @@ def score_records(
         decision[valid] = out["decision"].to_numpy(np.int32)
         if "reasons" in out:
             reasons[valid] = out["reasons"].to_numpy(object)
-    stamps = np.asarray(records.timestamps_us, dtype=np.int64)
     columns = {
         REASON: pa.array(decoded[REASON].to_numpy(object), pa.string()),
         ID_COL: pa.array(decoded[ID_COL].to_numpy(object), pa.string()),
@@ -210,18 +218,27 @@ def score_records(
 
 
 def score_batch(
-    model: Any, batch: pa.RecordBatch, limits: ValidationLimits, now_ms: int | None, keep_features: list[str]
+    model: Any,
+    batch: pa.RecordBatch,
+    limits: ValidationLimits,
+    now_ms: int | None,
+    keep_features: list[str],
+    contract: MessageContract = NATIVE,
 ) -> pa.RecordBatch:
     """:func:`score_records` of an Arrow batch of Kafka rows (``KAFKA_COLUMNS``)."""
-    return score_records(model, KafkaRecords.from_batch(batch), limits, now_ms, keep_features)
+    return score_records(model, KafkaRecords.from_batch(batch), limits, now_ms, keep_features, contract)
 
 
 def _score_partition(
-    batches: Iterator[pa.RecordBatch], shipped_name: str, limits: ValidationLimits, keep_features: list[str]
+    batches: Iterator[pa.RecordBatch],
+    shipped_name: str,
+    limits: ValidationLimits,
+    keep_features: list[str],
+    contract: MessageContract,
 ) -> Iterator[pa.RecordBatch]:
     model = load_cached_model(shipped_name)
     for batch in batches:
-        yield score_batch(model, batch, limits, None, keep_features)
+        yield score_batch(model, batch, limits, None, keep_features, contract)
 
 
 def _warm_partition(batches: Iterator[pa.RecordBatch], shipped_name: str) -> Iterator[pa.RecordBatch]:
@@ -257,10 +274,12 @@ class MessageScorer:
         keep_features: list[str],
         tasks: int,
         shipped_name: str | None = None,
+        contract: MessageContract = NATIVE,
     ) -> None:
         if impl not in UDF_IMPLEMENTATIONS:
             raise ValueError(f"stream.udf must be one of {UDF_IMPLEMENTATIONS}, got '{impl}'")
         self.spark, self.model_uri, self.impl, self.limits = spark, model_uri, impl, limits
+        self.contract = contract
         self.keep_features = list(keep_features)
         self.schema = scored_schema(self.keep_features)
         # One task per core and batch: Kafka partitions beyond that ran as a second wave of
@@ -294,15 +313,17 @@ class MessageScorer:
     def __call__(self, kafka_df):
         rows = kafka_df.select(*KAFKA_COLUMNS).coalesce(self.tasks)  # no-op with fewer partitions
         if self.impl == "arrow":
-            shipped, limits, keep = self.shipped_name, self.limits, self.keep_features
-            return rows.mapInArrow(lambda it: _score_partition(it, shipped, limits, keep), spark_ddl(self.schema))
+            shipped, limits, keep, contract = self.shipped_name, self.limits, self.keep_features, self.contract
+            return rows.mapInArrow(
+                lambda it: _score_partition(it, shipped, limits, keep, contract), spark_ddl(self.schema)
+            )
         return self._with_spark_udf(rows)
 
     def _with_spark_udf(self, rows):
         from pyspark.sql import functions as F
         from pyspark.sql import types as T
 
-        limits = self.limits
+        limits, contract = self.limits, self.contract
         decoded_type = T.StructType(
             [
                 T.StructField(REASON, T.StringType()),
@@ -315,10 +336,13 @@ class MessageScorer:
         )
 
         @F.pandas_udf(decoded_type)
-        def decode(values: pd.Series) -> pd.DataFrame:
-            return decode_messages(values.tolist(), limits)
+        def decode(values: pd.Series, keys: pd.Series, stamps_ms: pd.Series) -> pd.DataFrame:
+            return decode_messages(
+                values.tolist(), limits, None, contract, keys=keys.tolist(), timestamps_ms=stamps_ms.to_numpy()
+            )
 
-        d = rows.withColumn("_d", decode.asNondeterministic()(F.col("value")))
+        stamps_ms = F.coalesce(F.unix_millis(F.col("timestamp")), F.lit(-1))
+        d = rows.withColumn("_d", decode.asNondeterministic()(F.col("value"), F.col("key"), stamps_ms))
         valid = F.col("_d." + REASON).isNull()
         prediction = F.when(valid, self._spark_udf(F.struct(*[F.col("_d." + c).alias(c) for c in FEATURES])))
         d = d.withColumn("_p", prediction)

@@ -172,7 +172,15 @@ class MicroBatchWriter:
                 self.recent.discard_batch(tag.batch, tag.started_at_ms)
         scored = self.scoring.scored(batch_df, tag.model_version)
         scored_at = time.time()
-        routed = route_batch(scored, tag, self.keep_features, self.deduplicate, self.recent, self.scoring.limits)
+        routed = route_batch(
+            scored,
+            tag,
+            self.keep_features,
+            self.deduplicate,
+            self.recent,
+            self.scoring.limits,
+            self.scoring.contract,
+        )
         if routed.empty:
             return
         if routed.duplicates_without_raw.num_rows and "quarantine" not in committed:

@@ -24,3 +24,9 @@ def test_the_defaults_are_valid():
 def test_bad_settings_fail_with_one_config_error(override):
     with pytest.raises(ConfigError):
         AlertsSettings.from_config(load_config(overrides=[override], env={}))
+
+
+@pytest.mark.parametrize("override", ["stream.message.preset=seed", "stream.message.transaction_id_from=key"])
+def test_a_contract_other_than_native_is_refused_at_start(override):
+    with pytest.raises(ConfigError, match="native message contract only"):
+        AlertsSettings.from_config(load_config(overrides=[override], env={}))
