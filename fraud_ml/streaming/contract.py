@@ -82,8 +82,10 @@ class MessageContract:
         preset = section.get("preset")
         if preset not in presets:
             raise ConfigError(f"stream.message.preset '{preset}' is not one of the presets: {', '.join(presets)}")
-        merged = dict(presets[preset])
-        merged["fields"] = {**(merged.get("fields") or {}), **(section.get("fields") or {})}
+        merged = presets[preset]
+        if not isinstance(merged, Mapping) or not isinstance(merged.get("fields") or {}, Mapping):
+            raise ConfigError(f"stream.message.presets.{preset} must be a mapping with a 'fields' mapping")
+        merged = {**merged, "fields": {**(merged.get("fields") or {}), **(section.get("fields") or {})}}
         for key in ("transaction_id_from", "event_time_from"):
             if section.get(key) not in (None, ""):
                 merged[key] = section[key]

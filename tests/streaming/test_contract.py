@@ -45,6 +45,8 @@ def test_the_default_contract_is_native_and_presets_resolve():
     "overrides, message",
     [
         (["stream.message.preset=avro-ish"], "is not one of the presets"),
+        (["stream.message.presets.mine=3", "stream.message.preset=mine"], "must be a mapping"),
+        (["stream.message.presets.mine={fields: x}", "stream.message.preset=mine"], "must be a mapping"),
         (["stream.message.transaction_id_from=header"], "transaction_id_from must be one of"),
         (["stream.message.event_time_from=now"], "event_time_from must be one of"),
         (["stream.message.fields.merchant=m"], "unknown fields ['merchant']"),
