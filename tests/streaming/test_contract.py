@@ -224,3 +224,19 @@ def test_a_producers_contract_through_the_broker_and_the_stream(
     if contract.event_time_from == "kafka_timestamp":
         assert (preds["event_time"] == preds["kafka_timestamp"]).all()
     assert sorted(quarantine["reason"]) == sorted(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.one_of(st.none(), st.binary(max_size=40)), min_size=1, max_size=10),
+    stamp=st.integers(-(2**62), 2**62),
+)
+def test_any_kafka_key_and_timestamp_give_a_scored_row_or_a_reason(keys, stamp):
+    body = {k: v for k, v in seed_body("ignored").items() if k not in ("id", "Class")}
+    values = [json.dumps(body).encode()] * len(keys)
+    out = decode_messages(values, LIMITS, NOW_MS, KEYED, keys=keys, timestamps_ms=[stamp] * len(keys))
+    assert len(out) == len(keys)
+    refused = out[REASON].notna()
+    assert (refused == out[ID_COL].isna()).all()
+    for key, tx_id, reason in zip(keys, out[ID_COL], out[REASON]):
+        assert reason is not None or tx_id == bytes(key).decode("utf-8")
