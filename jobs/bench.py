@@ -21,16 +21,15 @@ from fraud_ml.ops.bench import (
     format_result,
     run_benchmark,
     scratch_overrides,
+    scratch_workdir,
 )
 from fraud_ml.ops.bench_lines import LINES
 
 
 def main(args, cfg) -> int:
     lines = tuple(args.lines.split(",")) if args.lines else BenchOptions.lines
-    result = run_benchmark(
-        cfg,
-        options_from_args(BenchOptions, args, lines=lines),
-    )
+    with scratch_workdir(args.workdir, cfg):
+        result = run_benchmark(cfg, options_from_args(BenchOptions, args, lines=lines))
     print(format_result(result), flush=True)
     return 0
 

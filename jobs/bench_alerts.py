@@ -15,7 +15,13 @@ from functools import cache
 from pathlib import Path
 
 from fraud_ml.cli import job_parser, options_from_args, run_job
-from fraud_ml.ops.bench import add_scratch_arguments, child_conf_args, scratch_broker, scratch_overrides
+from fraud_ml.ops.bench import (
+    add_scratch_arguments,
+    child_conf_args,
+    scratch_broker,
+    scratch_overrides,
+    scratch_workdir,
+)
 from fraud_ml.ops.bench_alerts import AlertsBenchOptions, run_bench_alerts
 
 
@@ -40,16 +46,10 @@ def bench_overrides(workdir: str | None, use_running_broker: bool, user: tuple[s
 
 
 def main(args, cfg) -> int:
-    broker, cfg = scratch_broker(cfg)
-    try:
+    with scratch_workdir(args.workdir, cfg) as workdir, scratch_broker(cfg) as cfg:
         overrides = bench_overrides(args.workdir, args.use_running_broker, tuple(args.overrides))
         conf_args = child_conf_args(args.conf, overrides, cfg)
-        result = run_bench_alerts(
-            cfg, options_from_args(AlertsBenchOptions, args), conf_args, Path(cfg.get("delta.root")).parent
-        )
-    finally:
-        if broker is not None:
-            broker.stop()
+        result = run_bench_alerts(cfg, options_from_args(AlertsBenchOptions, args), conf_args, workdir)
     print(json.dumps(result, default=str), flush=True)
     return 0
 

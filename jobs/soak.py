@@ -11,10 +11,15 @@ last, one JSON object. A benchmark, never a test (fraud_ml/ops/soak.py).
 import json
 import sys
 from functools import cache
-from pathlib import Path
 
 from fraud_ml.cli import job_parser, options_from_args, run_job
-from fraud_ml.ops.bench import add_scratch_arguments, child_conf_args, scratch_broker, scratch_overrides
+from fraud_ml.ops.bench import (
+    add_scratch_arguments,
+    child_conf_args,
+    scratch_broker,
+    scratch_overrides,
+    scratch_workdir,
+)
 from fraud_ml.ops.soak import SoakOptions, run_soak
 
 
@@ -25,19 +30,10 @@ def soak_overrides(workdir: str | None, use_running_broker: bool, user: tuple[st
 
 
 def main(args, cfg) -> int:
-    broker, cfg = scratch_broker(cfg)
-    try:
+    with scratch_workdir(args.workdir, cfg) as workdir, scratch_broker(cfg) as cfg:
         overrides = soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides))
         conf_args = child_conf_args(args.conf, overrides, cfg)
-        result = run_soak(
-            cfg,
-            options_from_args(SoakOptions, args),
-            conf_args,
-            Path(cfg.get("delta.root")).parent,
-        )
-    finally:
-        if broker is not None:
-            broker.stop()
+        result = run_soak(cfg, options_from_args(SoakOptions, args), conf_args, workdir)
     print(result.pop("markdown"), flush=True)
     print(json.dumps(result, default=str), flush=True)
     return 0

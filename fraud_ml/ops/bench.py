@@ -22,10 +22,14 @@ import multiprocessing as mp
 import os
 import platform
 import queue
+import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -48,6 +52,8 @@ from fraud_ml.training.pyfunc_model import log_champion
 log = logging.getLogger(__name__)
 
 MODES = ("capacity", "latency", "fuzz")
+# the libraries on the hot path, recorded in every result: a figure is only comparable under the same set
+VERSIONED = ("pyspark", "delta-spark", "deltalake", "pyarrow", "numpy", "pandas", "msgspec", "xgboost", "mlflow")
 
 
 @dataclass
@@ -127,7 +133,7 @@ def run_lines(
     results: dict[str, dict] = {}
     for line in lines:
         topic = f"{cfg.get('kafka.topic')}-{line}"
-        work = Path(tempfile.mkdtemp(prefix=f"fraud-bench-{line}-"))
+        work = scratch_root(cfg) / topic
         line_cfg = cfg.with_overrides(
             [f"kafka.topic={topic}", f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}"],
             env={},
@@ -158,8 +164,12 @@ def run_lines(
 
 
 def add_scratch_arguments(parser) -> None:
-    """``--workdir`` and ``--use-running-broker``, shared by jobs/bench.py and jobs/soak.py."""
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir)")
+    """``--workdir`` and ``--use-running-broker``, shared by the benchmark and soak jobs."""
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="scratch folder, kept afterwards (default: a new temp dir, removed after a successful run)",
+    )
     parser.add_argument(
         "--use-running-broker",
         action="store_true",
@@ -184,20 +194,53 @@ def scratch_overrides(workdir: str | None, use_running_broker: bool) -> list[str
     return overrides
 
 
-def scratch_broker(cfg: Config) -> tuple[LocalKafkaBroker | None, Config]:
-    """The broker on ``kafka.bootstrap_servers`` if one answers, else a fresh embedded one (and its config)."""
+def scratch_root(cfg: Config) -> Path:
+    """The folder ``scratch_overrides`` put this run's tables, checkpoint and registry in; every other
+    scratch file of the run (line tables, the broker's log, offered frames) goes there too."""
+    return Path(cfg.get("delta.root")).parent
+
+
+@contextmanager
+def scratch_workdir(workdir: str | None, cfg: Config) -> Iterator[Path]:
+    """The run's scratch folder; a temp one (no ``--workdir``) is removed once the run succeeds and kept,
+    with its path logged, when it fails."""
+    root = scratch_root(cfg)
+    try:
+        yield root
+    except BaseException:
+        log.warning("scratch files of the failed run kept in %s", root)
+        raise
+    if workdir is None:
+        shutil.rmtree(root)
+        log.info("removed the scratch folder %s", root)
+
+
+@contextmanager
+def scratch_broker(cfg: Config) -> Iterator[Config]:
+    """``cfg`` if a broker answers on ``kafka.bootstrap_servers``, else the config of a fresh embedded
+    broker in the scratch folder, stopped and its log removed on exit (its topics are this run's)."""
     try:
         check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options(), timeout=3)
-        return None, cfg
+        running = True
     except KafkaUnavailableError:
-        broker = LocalKafkaBroker(
-            jars_dir=Path(cfg.get("kafka.local.jars_dir")),
-            data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")),
-            port=free_port(),
-            controller_port=free_port(),
-            heap="1g",
-        ).start()
-        return broker, cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
+        running = False
+    if running:
+        yield cfg
+        return
+    scratch_root(cfg).mkdir(parents=True, exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="kafka-", dir=scratch_root(cfg)))
+    broker = LocalKafkaBroker(
+        jars_dir=Path(cfg.get("kafka.local.jars_dir")),
+        data_dir=data_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        heap="1g",
+    ).start()
+    try:
+        yield cfg.with_overrides([f"kafka.bootstrap_servers={broker.bootstrap_servers}"], env={})
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir)
 
 
 def child_conf_args(conf: str | None, overrides: list[str] | tuple[str, ...], cfg: Config) -> list[str]:
@@ -211,8 +254,7 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
     """Run one benchmark; return the result dict (also what the job prints as JSON)."""
     if options.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    broker, cfg = scratch_broker(cfg)
-    try:
+    with scratch_broker(cfg) as cfg:
         booster, model_uri = train_bench_model(cfg, options.trees)
         ceiling_frame = bench_frame(options.ceiling_rows, seed=11)
         ceiling = scoring_ceiling(booster, ceiling_frame)
@@ -237,14 +279,12 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
             deduplicate=cfg.get("stream.deduplicate"),
             machine=f"{platform.machine()} {psutil.cpu_count()} cores "
             f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}",
+            versions={name: metadata.version(name) for name in VERSIONED},
         )
         if result.get("throughput_tps"):
             result["ratio_to_ceiling"] = result["throughput_tps"] / ceiling
             result["ratio_to_baseline"] = result["throughput_tps"] / baseline
         return result
-    finally:
-        if broker is not None:
-            broker.stop()
 
 
 def _capacity(cfg: Config, options: BenchOptions) -> dict:
@@ -281,7 +321,7 @@ def _capacity(cfg: Config, options: BenchOptions) -> dict:
 
 def _latency(cfg: Config, options: BenchOptions) -> dict:
     total = int(options.offered_tps * (options.warmup_s + options.duration_s))
-    frame_path = Path(tempfile.mkdtemp(prefix="fraud-bench-load-")) / "frame.parquet"
+    frame_path = scratch_root(cfg) / f"{cfg.get('kafka.topic')}-offered.parquet"
     bench_frame(total, seed=9).to_parquet(frame_path)
     warm = 2_000
     spawn = mp.get_context("spawn")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -119,7 +118,7 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
             time.sleep(1)
         total = int(options.offered_tps * (options.warmup_s + options.duration_s))
         frame = bench_frame(total, seed=17)
-        frame_path = Path(tempfile.mkdtemp(prefix="fraud-bench-alerts-")) / "frame.parquet"
+        frame_path = workdir / "offered.parquet"
         frame.to_parquet(frame_path)
         producer = mp.get_context("spawn").Process(
             target=replay_file, args=(cfg.as_dict(), cfg.source, str(frame_path), options.offered_tps)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -93,14 +92,14 @@ def spark_floor_line(cfg: Config, expected: int, sink: str) -> dict:
     from fraud_ml.streaming.batch_scoring import read_kafka_stream
 
     spark = build_spark(cfg, f"fraud-ml-bench-{sink}")
-    work = Path(tempfile.mkdtemp(prefix=f"bench-{sink}-"))
     writer = (
         read_kafka_stream(spark, cfg)
         .select("key", "value", "timestamp")
-        .writeStream.option("checkpointLocation", str(work / "checkpoint"))
+        .writeStream.option("checkpointLocation", cfg.get("stream.checkpoint_dir"))
         .trigger(processingTime=cfg.get("stream.trigger_interval"))
     )
-    query = writer.format("delta").start(str(work / "raw")) if sink == "delta" else writer.format("noop").start()
+    raw_table = str(Path(cfg.get("delta.root")) / "raw")
+    query = writer.format("delta").start(raw_table) if sink == "delta" else writer.format("noop").start()
     try:
         wait_until(
             lambda: sum(p["numInputRows"] for p in query.recentProgress) >= expected,
@@ -138,7 +137,7 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
         }
     )
     consumer.subscribe([cfg.get("kafka.topic")])
-    path = str(Path(tempfile.mkdtemp(prefix="bench-peer-")) / "predictions")
+    path = str(Path(cfg.get("delta.root")) / "peer_predictions")
     measure_from_ms = ready().timestamp() * 1000
     done, first, latencies = 0, None, []
     deadline = time.monotonic() + 3600
