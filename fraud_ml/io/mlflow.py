@@ -9,8 +9,11 @@ which ships versions to the workers, does not import XGBoost (and with it scikit
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -90,12 +93,28 @@ def verify_model_dir(model_dir: str | Path) -> None:
         )
 
 
+@functools.cache
+def _download_root() -> Path:
+    """This process's folder of downloaded model versions, removed when the process exits: a stream
+    keeps the archives it shipped to its executors, and a loaded pyfunc its files, until then."""
+    root = Path(tempfile.mkdtemp(prefix="fraud-ml-models-"))
+    owner = os.getpid()  # a forked worker inherits the cache, never the removal
+
+    def remove() -> None:
+        if os.getpid() == owner and root.exists():
+            shutil.rmtree(root)
+
+    atexit.register(remove)
+    return root
+
+
 def download_verified(model_uri: str) -> str:
-    """Download a model version from the registry into a new folder and check it was logged from code."""
+    """Download a model version from the registry into a new folder (removed at process exit) and check
+    it was logged from code."""
     import mlflow.artifacts
 
     model_dir = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri, dst_path=f"{tempfile.mkdtemp(prefix='fraud-ml-')}/model"
+        artifact_uri=model_uri, dst_path=f"{tempfile.mkdtemp(dir=_download_root())}/model"
     )
     verify_model_dir(model_dir)
     return model_dir

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -161,3 +163,27 @@ def test_thresholds_chosen_on_saturated_scores_stay_inside_the_unit_interval():
     for scores in (np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.1, 0.2, 1.0, 1.0])):
         t = choose_threshold(y, scores, "max_f1")
         assert 0 < t < 1 and ((scores >= t) == y.astype(bool)).all()
+
+
+def test_downloaded_versions_are_removed_when_the_process_exits(base_config, tmp_path):
+    """A job that loads the champion leaves no copy of it behind (each start used to leave one in /tmp)."""
+    import subprocess
+    import sys
+
+    cfg = base_config.with_overrides(["mlflow.model_name=download-champion"], env={})
+    setup_mlflow(cfg)
+    _, booster = tiny_booster(rows=500, fraud_rate=0.1, seed=5, trees=2, depth=2)
+    with mlflow.start_run():
+        champ = log_champion(
+            booster, 0.5, "download-champion", "champion", tmp_path / "a", base_config.get("train.reasons")
+        )
+    script = (
+        "import sys, mlflow; from fraud_ml.io.mlflow import download_verified, load_verified; "
+        f"mlflow.set_tracking_uri({cfg.get('mlflow.tracking_uri')!r}); "
+        f"model = load_verified({champ.model_uri!r}); path = download_verified({champ.model_uri!r}); "
+        "import os; assert os.path.isfile(os.path.join(path, 'MLmodel')); print(path)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    model_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert model_dir.name == "model" and model_dir.parent.parent.name.startswith("fraud-ml-models-")
+    assert not model_dir.parent.parent.exists()
