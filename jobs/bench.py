@@ -49,6 +49,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--duration", dest="duration_s", type=float, default=BenchOptions.duration_s, help="latency: measured seconds"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=BenchOptions.repeats, help="runs of each line, alternating in order (medians)"
+    )
     parser.add_argument("--trees", type=int, default=BenchOptions.trees, help="trees in the benchmark model")
     add_scratch_arguments(parser)
     # The user's overrides come last so they win over the scratch locations.

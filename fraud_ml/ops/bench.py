@@ -9,7 +9,9 @@ Modes:
   fuzz      push fuzzed messages mixed with good ones (fraud_ml.ops.fuzzing) through the stream:
             every message must land in predictions or quarantine and the query stay alive.
 
-Every result also holds the raw XGBoost ceiling (``inplace_predict`` on all cores) and the
+Each line runs ``repeats`` times (default 2), the order reversed every other round (stream,
+floor, ..., then ..., floor, stream); its figures are medians over its runs, and each ratio to a
+reference line is the median of the ratios within a round. Every result also holds the raw XGBoost ceiling (``inplace_predict`` on all cores) and the
 per-message pyfunc baseline (one call per transaction, the original design), and ratios to
 each line. The last line printed is one JSON object.
 """
@@ -23,6 +25,7 @@ import os
 import platform
 import queue
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -70,6 +73,9 @@ class BenchOptions:
     ceiling_rows: int = 200_000  # rows for the raw scoring ceiling
     fuzz_messages: int = 100_000  # fuzz: messages pushed
     lines: tuple[str, ...] = LINES  # which lines to run (capacity: all four; latency: stream, peer)
+    # runs of each line, alternating in order: one run's figures moved by a third between runs minutes
+    # apart as the machine's speed varied (docs/performance.md), so each figure is a median of runs
+    repeats: int = 2
 
 
 def bench_frame(n: int, seed: int = 7) -> pd.DataFrame:
@@ -122,45 +128,93 @@ def replay_file(cfg_dict: dict, source: str, frame_path: str, rate: float) -> No
 
 
 def run_lines(
-    cfg: Config, lines: tuple[str, ...], expected: int, offered: dict | None = None, preload=None, offer=None
+    cfg: Config,
+    lines: tuple[str, ...],
+    expected: int,
+    offered: dict | None = None,
+    preload=None,
+    offer=None,
+    repeats: int = 1,
 ) -> dict[str, dict]:
-    """Run each line in its own spawned process (fresh JVM), one after another, each on its own topic.
+    """Run each line ``repeats`` times, each run in its own spawned process (fresh JVM) on its own topic,
+    one after another, the order reversed every other round; return each line's median figures with its
+    runs under ``runs`` (see :func:`combine_runs`).
 
-    ``preload(cfg)`` fills a line's topic before the line starts (capacity); ``offer(cfg)`` starts
-    a rate-limited producer process once the line reports it is ready (latency).
+    ``preload(cfg)`` fills a run's topic before the run starts (capacity); ``offer(cfg)`` starts a
+    rate-limited producer process once the run reports it is ready (latency).
     """
     spawn = mp.get_context("spawn")
-    results: dict[str, dict] = {}
-    for line in lines:
-        topic = f"{cfg.get('kafka.topic')}-{line}"
-        work = scratch_root(cfg) / topic
-        line_cfg = cfg.with_overrides(
-            [f"kafka.topic={topic}", f"delta.root={work / 'delta'}", f"stream.checkpoint_dir={work / 'checkpoint'}"],
-            env={},
-        )
-        ensure_topic(cfg, topic)
-        if preload is not None:
-            preload(line_cfg)
-        outbox = spawn.Queue()
-        proc = spawn.Process(target=run_line, args=(line, line_cfg.as_dict(), cfg.source, expected, offered, outbox))
-        proc.start()
-        log.info("bench line %s started (pid %d, topic %s)", line, proc.pid, topic)
-        producer = None
-        try:
-            kind, result = outbox.get(timeout=3600)
-            if kind == "ready":
-                producer = offer(line_cfg) if offer is not None else None
+    runs: dict[str, list[dict]] = {line: [] for line in lines}
+    for round_ in range(repeats):
+        for line in lines if round_ % 2 == 0 else lines[::-1]:
+            topic = f"{cfg.get('kafka.topic')}-{line}-{round_}"
+            work = scratch_root(cfg) / topic
+            line_cfg = cfg.with_overrides(
+                [
+                    f"kafka.topic={topic}",
+                    f"delta.root={work / 'delta'}",
+                    f"stream.checkpoint_dir={work / 'checkpoint'}",
+                ],
+                env={},
+            )
+            ensure_topic(cfg, topic)
+            if preload is not None:
+                preload(line_cfg)
+            outbox = spawn.Queue()
+            proc = spawn.Process(
+                target=run_line, args=(line, line_cfg.as_dict(), cfg.source, expected, offered, outbox)
+            )
+            proc.start()
+            log.info("bench line %s, round %d, started (pid %d, topic %s)", line, round_ + 1, proc.pid, topic)
+            producer = None
+            try:
                 kind, result = outbox.get(timeout=3600)
-        except queue.Empty:
-            result = {"error": "no result within an hour"}
-        proc.join(timeout=120)
-        if proc.is_alive():
-            proc.kill()
-        if producer is not None:
-            producer.join(timeout=600)
-        results[line] = result
-        log.info("bench line %s: %s", line, json.dumps(result, default=str)[:400])
-    return results
+                if kind == "ready":
+                    producer = offer(line_cfg) if offer is not None else None
+                    kind, result = outbox.get(timeout=3600)
+            except queue.Empty:
+                result = {"error": "no result within an hour"}
+            proc.join(timeout=120)
+            if proc.is_alive():
+                proc.kill()
+            if producer is not None:
+                producer.join(timeout=600)
+            runs[line].append(result)
+            log.info("bench line %s, round %d: %s", line, round_ + 1, json.dumps(result, default=str)[:400])
+    return {line: combine_runs(line_runs) for line, line_runs in runs.items()}
+
+
+def combine_runs(runs: list[dict]) -> dict:
+    """One line's figures over its runs: the median of each number (per key of a nested mapping, such as
+    ``stage_ms_p50``), the runs themselves under ``runs``; the first error if a run failed."""
+    errors = [run["error"] for run in runs if "error" in run]
+    if errors:
+        return {"error": errors[0], "runs": runs}
+
+    def median(values: list):
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return float(statistics.median(numbers)) if numbers else values[0]
+
+    combined: dict = {}
+    for key in runs[0]:
+        values = [run.get(key) for run in runs]
+        if isinstance(values[0], dict):
+            combined[key] = {k: median([v.get(k) for v in values]) for k in values[0]}
+        else:
+            combined[key] = median(values)
+    return {**combined, "runs": runs}
+
+
+def paired_ratio(lines: dict[str, dict], line: str, reference: str) -> float | None:
+    """Median over rounds of ``line``'s throughput over ``reference``'s in the same round: each ratio
+    compares two runs minutes apart, so a slower spell of the machine does not tip it."""
+    pairs = zip(lines.get(line, {}).get("runs", []), lines.get(reference, {}).get("runs", []))
+    ratios = [
+        a["throughput_tps"] / b["throughput_tps"]
+        for a, b in pairs
+        if a.get("throughput_tps") and b.get("throughput_tps")
+    ]
+    return float(statistics.median(ratios)) if ratios else None
 
 
 def add_scratch_arguments(parser) -> None:
@@ -296,7 +350,7 @@ def _capacity(cfg: Config, options: BenchOptions) -> dict:
             "pre-loaded %d transactions into %s in %.1fs", produced.sent, line_cfg.get("kafka.topic"), produced.seconds
         )
 
-    lines = run_lines(cfg, options.lines, options.backlog, preload=preload)
+    lines = run_lines(cfg, options.lines, options.backlog, preload=preload, repeats=options.repeats)
     stream = lines.get("stream", {})
     out = {
         "offered_tps": None,
@@ -314,8 +368,7 @@ def _capacity(cfg: Config, options: BenchOptions) -> dict:
         "lines": lines,
     }
     for name, key in (("floor", "ratio_to_floor"), ("read_floor", "ratio_to_read_floor"), ("peer", "ratio_to_peer")):
-        ref = out.get(f"{name}_tps")
-        out[key] = out["throughput_tps"] / ref if out["throughput_tps"] and ref else None
+        out[key] = paired_ratio(lines, "stream", name)
     return out
 
 
@@ -337,12 +390,11 @@ def _latency(cfg: Config, options: BenchOptions) -> dict:
         producer.start()
         return producer
 
-    lines = {}
-    for line in [name for name in options.lines if name in ("stream", "peer")]:
-        # The line reads the start of the measured window when its producer has begun (shared dict
-        # would not cross processes): it is fixed here, warm-up + burst seconds after the line is ready.
-        offered = {"warmup_s": options.warmup_s + 5}
-        lines.update(run_lines(cfg, (line,), warm + total, offered, offer=offer))
+    # A run reads the start of its measured window when its producer has begun (a shared dict would
+    # not cross processes): it is fixed here, warm-up + burst seconds after the run is ready.
+    offered = {"warmup_s": options.warmup_s + 5}
+    measured = tuple(name for name in options.lines if name in ("stream", "peer"))
+    lines = run_lines(cfg, measured, warm + total, offered, offer=offer, repeats=options.repeats)
     stream, peer = lines.get("stream", {}), lines.get("peer", {})
     return {
         "offered_tps": options.offered_tps,
