@@ -11,9 +11,10 @@ Modes:
 
 Each line runs ``repeats`` times (default 2), the order reversed every other round (stream,
 floor, ..., then ..., floor, stream); its figures are medians over its runs, and each ratio to a
-reference line is the median of the ratios within a round. Every result also holds the raw XGBoost ceiling (``inplace_predict`` on all cores) and the
-per-message pyfunc baseline (one call per transaction, the original design), and ratios to
-each line. The last line printed is one JSON object.
+reference line is the median of the ratios within a round. Every result also holds the raw
+XGBoost ceiling (``inplace_predict`` on all cores) and the per-message pyfunc baseline (one call
+per transaction, the original design), and ratios to each line. The last line printed is one
+JSON object.
 """
 
 from __future__ import annotations
