@@ -10,7 +10,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain lint \
-        stream alerts produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-alerts soak cluster test-cluster compose-build compose-up \
+        stream alerts serve produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-alerts bench-serve soak cluster test-cluster compose-build compose-up \
         compose-down compose-config \
         clean distclean
 
@@ -70,6 +70,9 @@ estimate-fpr: $(VENV)/.installed  ## out-of-fold FPR / recall of the champion re
 drift: $(VENV)/.installed  ## PSI drift of scores and top features into the drift Delta table
 	$(PY) jobs/drift.py --conf $(CONF) $(ARGS)
 
+serve: $(VENV)/.installed  ## REST scoring of the champion (MLflow's scoring server, 127.0.0.1:5001)
+	$(PY) jobs/serve.py --conf $(CONF) $(ARGS)
+
 dashboard: $(VENV)/.installed  ## open the Streamlit dashboard
 	$(PY) jobs/dashboard.py --conf $(CONF) $(ARGS)
 
@@ -100,6 +103,9 @@ bench-fuzz: jars  ## 100,000 fuzzed messages mixed with good ones through the re
 
 soak: jars browser  ## 60 min at 1,000 tx/s: stream + dashboard (headless Chromium) + drift, per-10-min table
 	$(PY) jobs/soak.py $(ARGS)
+
+bench-serve: $(VENV)/.installed  ## REST scoring: one-row p50/p99 and batched rows/s beside in-process references
+	$(PY) jobs/bench_serve.py $(ARGS)
 
 bench-alerts: jars  ## real-time alerts latency at 1,000 then 10,000 tx/s, the Delta stream running too
 	$(PY) jobs/bench_alerts.py --offered-tps 1000 $(ARGS)

@@ -23,6 +23,22 @@ def sample_csv() -> Path:
 
 
 @pytest.fixture(scope="session")
+def listening():
+    """``listening(port)``: the addresses listening on ``port`` (a JVM's IPv4-mapped
+    ``::ffff:127.0.0.1`` reads as 127.0.0.1)."""
+    import psutil
+
+    def _listening(port: int) -> set[str]:
+        return {
+            c.laddr.ip.removeprefix("::ffff:")
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+
+    return _listening
+
+
+@pytest.fixture(scope="session")
 def session_dir(tmp_path_factory) -> Path:
     """A scratch folder that lives for the whole test session."""
     return tmp_path_factory.mktemp("session")

@@ -79,3 +79,19 @@ def test_alerts_job_without_a_champion(kafka_broker, tmp_path):
         "kafka.topic=alerts-no-model",
     )
     assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]
+
+
+def test_serve_without_a_champion_says_so(tmp_path):
+    code, err = run_job(
+        "jobs/serve.py",
+        "--set",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}",
+        "--set",
+        f"mlflow.artifact_location={tmp_path / 'artifacts'}",
+    )
+    assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]
+
+
+def test_serve_refuses_a_port_out_of_range():
+    code, err = run_job("jobs/serve.py", "--set", "serve.port=70000")
+    assert code == 2 and err[-1] == "error: serve.port must be a TCP port (1-65535), got 70000"

@@ -2,22 +2,11 @@
 
 from urllib.parse import urlparse
 
-import psutil
-
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
 from fraud_ml.ops.dashboard import dashboard_command
 
 
-def listening(port: int) -> set[str]:
-    """Addresses listening on ``port`` (a JVM's IPv4-mapped ``::ffff:127.0.0.1`` reads as 127.0.0.1)."""
-    return {
-        c.laddr.ip.removeprefix("::ffff:")
-        for c in psutil.net_connections(kind="inet")
-        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
-    }
-
-
-def test_the_spark_ui_and_driver_listen_on_loopback_only(spark):
+def test_the_spark_ui_and_driver_listen_on_loopback_only(spark, listening):
     ui_port = urlparse(spark.sparkContext.uiWebUrl).port
     assert listening(ui_port) == {"127.0.0.1"}, f"Spark UI port {ui_port} listens on {listening(ui_port)}"
     driver_port = int(spark.sparkContext.getConf().get("spark.driver.port"))

@@ -21,8 +21,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
@@ -62,7 +64,7 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
         self.booster.set_param({"nthread": int(config["nthread"])})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        features = feature_matrix(model_input, self.feature_names)
+        features = feature_matrix(numeric_features(model_input, self.feature_names), self.feature_names)
         raw_score = self.booster.inplace_predict(features).astype(np.float64)
         probability = prior_shift(raw_score, self.prior_odds_ratio)
         decision = (probability >= self.threshold).astype(np.int32)
@@ -76,6 +78,27 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
                 ),
             }
         )
+
+
+def numeric_features(model_input: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
+    """``model_input`` if every feature column holds numbers (integers or floats, nulls allowed);
+    else one MlflowException naming the columns (the scoring server answers it with a 400)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if not isinstance(model_input, pd.DataFrame):
+        return model_input
+
+    def number(column: pd.Series) -> bool:
+        if column.dtype == object:  # e.g. JSON numbers beside nulls; a dtype check only otherwise
+            column = column.infer_objects()
+        return is_numeric_dtype(column) and not is_bool_dtype(column)
+
+    wrong = [f"{c} ({model_input[c].dtype})" for c in feature_names if c in model_input and not number(model_input[c])]
+    if wrong:
+        raise MlflowException.invalid_parameter_value(
+            "features must be numbers (integers or floats): " + ", ".join(wrong)
+        )
+    return model_input
 
 
 def valid_threshold(value: Any) -> float:
@@ -127,9 +150,14 @@ def explain(
 
 
 def model_signature(feature_names: list[str] = FEATURES) -> ModelSignature:
-    """Input: the 30 double features; output: probability, raw_score, decision, reasons."""
+    """Input: the 30 features, each required; output: probability, raw_score, decision, reasons.
+
+    The features are declared ``Any``, not ``double``: MLflow's schema check refuses an int64 column
+    for a double ("Can not safely convert int64 to float64"), and pandas reads the Kaggle CSV's
+    whole-second ``Time`` as int64. :meth:`ChampionModel.predict` checks that each is a number.
+    """
     return ModelSignature(
-        inputs=Schema([ColSpec("double", c) for c in feature_names]),
+        inputs=Schema([ColSpec(AnyType(), c) for c in feature_names]),
         outputs=Schema(
             [
                 ColSpec("double", "probability"),

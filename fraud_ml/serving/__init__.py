@@ -1,0 +1,1 @@
+"""REST scoring of the registered champion with MLflow's own scoring server."""
