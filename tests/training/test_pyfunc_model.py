@@ -98,6 +98,15 @@ def test_unknown_alias_is_a_clear_error(base_config):
         resolve_alias(cfg)
 
 
+def registered_tiny_champion(base_config, tmp_path, name: str, threshold: float, rows: int, seed: int):
+    """(frame, booster, RegisteredChampion) of a 5-tree booster registered as ``name``@champion."""
+    setup_mlflow(base_config.with_overrides([f"mlflow.model_name={name}"], env={}))
+    frame, booster = tiny_booster(rows=rows, fraud_rate=0.05, seed=seed, trees=5, depth=2)
+    with mlflow.start_run():
+        champ = log_champion(booster, threshold, name, "champion", tmp_path / name, base_config.get("train.reasons"))
+    return frame, booster, champ
+
+
 def test_the_champion_is_logged_from_code_and_a_pickled_pyfunc_is_refused(base_config, tmp_path):
     import pathlib
 
@@ -105,13 +114,7 @@ def test_the_champion_is_logged_from_code_and_a_pickled_pyfunc_is_refused(base_c
     from fraud_ml.io.mlflow import download_verified, load_verified
     from fraud_ml.training.pyfunc_model import ChampionModel
 
-    cfg = base_config.with_overrides(["mlflow.model_name=code-champion"], env={})
-    setup_mlflow(cfg)
-    frame, booster = tiny_booster(rows=2000, fraud_rate=0.05, seed=3, trees=5, depth=2)
-    with mlflow.start_run():
-        champ = log_champion(
-            booster, 0.4, "code-champion", "champion", tmp_path / "a", base_config.get("train.reasons")
-        )
+    frame, booster, champ = registered_tiny_champion(base_config, tmp_path, "code-champion", 0.4, rows=2000, seed=3)
     local = pathlib.Path(download_verified(champ.model_uri))
     assert (local / "champion_pyfunc.py").is_file() and not list(local.rglob("*.pkl"))
     assert load_verified(champ.model_uri).predict(frame[FEATURES].head(5))["decision"].notna().all()
@@ -171,12 +174,7 @@ def test_downloaded_versions_are_removed_when_the_process_exits(base_config, tmp
     import sys
 
     cfg = base_config.with_overrides(["mlflow.model_name=download-champion"], env={})
-    setup_mlflow(cfg)
-    _, booster = tiny_booster(rows=500, fraud_rate=0.1, seed=5, trees=2, depth=2)
-    with mlflow.start_run():
-        champ = log_champion(
-            booster, 0.5, "download-champion", "champion", tmp_path / "a", base_config.get("train.reasons")
-        )
+    *_, champ = registered_tiny_champion(base_config, tmp_path, "download-champion", 0.5, rows=500, seed=5)
     script = (
         "import sys, mlflow; from fraud_ml.io.mlflow import download_verified, load_verified; "
         f"mlflow.set_tracking_uri({cfg.get('mlflow.tracking_uri')!r}); "
