@@ -52,6 +52,7 @@ def test_the_default_contract_is_native_and_presets_resolve():
         (["stream.message.fields.merchant=m"], "unknown fields ['merchant']"),
         (["stream.message.fields.V1=x", "stream.message.fields.V2=x"], "onto the same producer field: ['x']"),
         (["stream.message.fields.V1="], "non-empty field names"),
+        (["stream.message.fields.V1=\u00a0"], "non-empty field names"),
         (['stream.message.fields.V1=a"b'], "a backslash, a quote or a control character"),
     ],
 )
@@ -112,9 +113,10 @@ def test_a_contract_that_needs_keys_or_timestamps_refuses_a_call_without_them():
         decode_messages([value], LIMITS, NOW_MS, SEED)
 
 
+# A name that is only Unicode white space (e.g. U+00A0, U+0085) is refused by the contract itself.
 _names = st.text(
     alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters='\\"'), min_size=1, max_size=12
-)
+).filter(str.strip)
 
 
 @st.composite
