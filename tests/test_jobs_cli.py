@@ -92,6 +92,13 @@ def test_serve_without_a_champion_says_so(tmp_path):
     assert code == 2 and "no model 'fraud-xgboost' with alias 'champion'" in err[-1]
 
 
-def test_serve_refuses_a_port_out_of_range():
-    code, err = run_job("jobs/serve.py", "--set", "serve.port=70000")
-    assert code == 2 and err[-1] == "error: serve.port must be a TCP port (1-65535), got 70000"
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("serve.port=70000", "error: serve.port must be a TCP port (1-65535), got 70000"),
+        ("serve.workers=0", "error: serve.workers must be at least 1, got 0"),
+    ],
+)
+def test_serve_refuses_bad_settings_in_one_line(setting, message):
+    code, err = run_job("jobs/serve.py", "--set", setting)
+    assert code == 2 and err[-1] == message
