@@ -43,15 +43,6 @@ def payload(frame: pd.DataFrame) -> bytes:
     return json.dumps({"dataframe_split": {"columns": FEATURES, "data": frame[FEATURES].to_numpy().tolist()}}).encode()
 
 
-def percentiles(ms: np.ndarray) -> dict:
-    return {
-        "latency_p50_ms": float(np.percentile(ms, 50)),
-        "latency_p90_ms": float(np.percentile(ms, 90)),
-        "latency_p99_ms": float(np.percentile(ms, 99)),
-        "latency_max_ms": float(ms.max()),
-    }
-
-
 def timed_posts(url: str, bodies: list[bytes]) -> np.ndarray:
     """Milliseconds of each ``POST /invocations`` on one kept-alive connection; any non-200 raises."""
     parsed = urlparse(url)
@@ -96,6 +87,7 @@ def run_bench_serve(cfg: Config, options: ServeBenchOptions) -> dict:
     """Train and register the benchmark champion, serve it, measure; return the result dict."""
     from fraud_ml.io.mlflow import load_verified
     from fraud_ml.ops.bench import bench_frame, scoring_ceiling, train_bench_model
+    from fraud_ml.ops.bench_lines import latency_summary
     from fraud_ml.serving.rest import RestServer
 
     booster, model_uri = train_bench_model(cfg, options.trees)
@@ -110,7 +102,7 @@ def run_bench_serve(cfg: Config, options: ServeBenchOptions) -> dict:
         batched = timed_posts(server.url, [batch_body] * options.batch_requests)
     result = {
         "mode": "serve",
-        **percentiles(single),
+        **latency_summary(single),
         "requests_per_s": len(single) / (single.sum() / 1000),
         "batch_rows": options.batch_rows,
         "batch_latency_p50_ms": float(np.median(batched)),

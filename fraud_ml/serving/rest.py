@@ -138,7 +138,13 @@ class RestServer:
         except RuntimeError:
             self.stop()
             raise
-        log.info("serving champion version %s on %s (pid %d)", self.version, self.url, self.proc.pid)
+        log.info(
+            "serving %s version %s on %s (POST /invocations, pid %d)",
+            self.cfg.get("mlflow.model_name"),
+            self.version,
+            self.url,
+            self.proc.pid,
+        )
         return self
 
     def stop(self, timeout_s: float = 20.0) -> None:
@@ -162,15 +168,12 @@ class RestServer:
 
 def serve(cfg: Config) -> int:
     """Run the scoring server in the foreground until it exits (Ctrl-C / SIGTERM stop it)."""
-    settings = ServeSettings.from_config(cfg)
-    version, model_dir = champion_dir(cfg)
-    argv, env = server_command(model_dir, settings)
-    log.info("serving %s version %s on %s (POST /invocations)", cfg.get("mlflow.model_name"), version, settings.url)
-    proc = subprocess.Popen(argv, env=env)
+    server = RestServer(cfg).start()
     # SIGTERM to this job stops the server too (it would otherwise outlive its parent)
-    signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
+    signal.signal(signal.SIGTERM, lambda signum, frame: server.proc.terminate())
     try:
-        return proc.wait()
+        code = server.proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+        server.stop()
+        code = server.proc.returncode
+    return 0 if code == -signal.SIGTERM else code  # stopped as asked; not exit status 241
