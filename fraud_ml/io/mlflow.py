@@ -93,12 +93,31 @@ def verify_model_dir(model_dir: str | Path) -> None:
         )
 
 
+DOWNLOADS_PREFIX = "fraud-ml-models-"  # then the owner's pid: fraud-ml-models-<pid>-<random>
+
+
+def sweep_orphaned_downloads(parent: Path) -> None:
+    """Remove the download folders in ``parent`` whose owner process is gone (a job stopped by SIGTERM
+    or SIGKILL runs no exit handler); a folder whose pid is alive, or was reused, is left alone."""
+    import psutil
+
+    for root in parent.glob(f"{DOWNLOADS_PREFIX}*-*"):
+        pid = root.name[len(DOWNLOADS_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            try:
+                shutil.rmtree(root)
+            except FileNotFoundError:  # another starting process swept it first
+                pass
+
+
 @functools.cache
 def _download_root() -> Path:
     """This process's folder of downloaded model versions, removed when the process exits: a stream
-    keeps the archives it shipped to its executors, and a loaded pyfunc its files, until then."""
-    root = Path(tempfile.mkdtemp(prefix="fraud-ml-models-"))
+    keeps the archives it shipped to its executors, and a loaded pyfunc its files, until then. The
+    folders of processes that died without exiting are swept first."""
     owner = os.getpid()  # a forked worker inherits the cache, never the removal
+    sweep_orphaned_downloads(Path(tempfile.gettempdir()))
+    root = Path(tempfile.mkdtemp(prefix=f"{DOWNLOADS_PREFIX}{owner}-"))
 
     def remove() -> None:
         if os.getpid() == owner and root.exists():

@@ -185,3 +185,21 @@ def test_downloaded_versions_are_removed_when_the_process_exits(base_config, tmp
     model_dir = Path(done.stdout.strip().splitlines()[-1])
     assert model_dir.name == "model" and model_dir.parent.parent.name.startswith("fraud-ml-models-")
     assert not model_dir.parent.parent.exists()
+
+
+def test_download_folders_of_dead_processes_are_swept(tmp_path):
+    """A job stopped by SIGTERM or SIGKILL runs no exit handler: the next one removes what it left."""
+    import os
+    import subprocess
+    import sys
+
+    from fraud_ml.io.mlflow import DOWNLOADS_PREFIX, sweep_orphaned_downloads
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{DOWNLOADS_PREFIX}{gone.stdout.strip()}-abc"
+    alive = tmp_path / f"{DOWNLOADS_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{DOWNLOADS_PREFIX}x-ghi"  # not one of ours: no pid
+    for folder in (dead, alive, other):
+        (folder / "v" / "model").mkdir(parents=True)
+    sweep_orphaned_downloads(tmp_path)
+    assert not dead.exists() and alive.is_dir() and other.is_dir()
