@@ -309,6 +309,8 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
     """Run one benchmark; return the result dict (also what the job prints as JSON)."""
     if options.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
+    if options.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {options.repeats}")
     with scratch_broker(cfg) as cfg:
         booster, model_uri = train_bench_model(cfg, options.trees)
         ceiling_frame = bench_frame(options.ceiling_rows, seed=11)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fraud_ml.ops.bench import combine_runs, paired_ratio
+from fraud_ml.ops.bench import BenchOptions, combine_runs, paired_ratio, run_benchmark
 
 
 def test_a_line_reports_the_median_of_its_runs_and_keeps_them():
@@ -32,3 +32,8 @@ def test_ratios_pair_the_runs_of_one_round():
     }
     assert paired_ratio(lines, "stream", "floor") == pytest.approx(0.9)
     assert paired_ratio(lines, "stream", "peer") is None
+
+
+def test_no_rounds_is_refused_before_anything_starts(base_config):
+    with pytest.raises(ValueError, match="--repeats must be at least 1, got 0"):
+        run_benchmark(base_config, BenchOptions(repeats=0))
