@@ -48,6 +48,7 @@ from fraud_ml.io.kafka import check_reachable, ensure_topic
 from fraud_ml.io.mlflow import load_verified, setup_mlflow
 from fraud_ml.local.kafka_broker import LocalKafkaBroker, free_port
 from fraud_ml.ops.bench_lines import LINES, run_line
+from fraud_ml.ops.resources import TreeSampler
 from fraud_ml.schema import FEATURES, ID_COL, LABEL, SOURCE_COL, SOURCE_GENERATED
 from fraud_ml.streaming.producer import replay
 from fraud_ml.training.data import SyntheticCreditCardGenerator
@@ -166,6 +167,7 @@ def run_lines(
                 target=run_line, args=(line, line_cfg.as_dict(), cfg.source, expected, offered, outbox)
             )
             proc.start()
+            sampler = TreeSampler(proc.pid).start()  # from here, so the line's process only runs the line
             log.info("bench line %s, round %d, started (pid %d, topic %s)", line, round_ + 1, proc.pid, topic)
             producer = None
             try:
@@ -175,6 +177,9 @@ def run_lines(
                     kind, result = outbox.get(timeout=3600)
             except queue.Empty:
                 result = {"error": "no result within an hour"}
+            resources = sampler.stop()
+            if "error" not in result:
+                result.update(resources)
             proc.join(timeout=120)
             if proc.is_alive():
                 proc.kill()

@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 from fraud_ml.config import Config
-from fraud_ml.io.delta import accounted_rows, open_table
+from fraud_ml.io.delta import open_table
 from fraud_ml.ops.report import row_latencies_ms
-from fraud_ml.ops.resources import TreeSampler
 from fraud_ml.ops.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,14 @@ def progress_throughput(progress: list[dict]) -> dict:
     }
 
 
+def trigger_stages_ms(progress: list[dict]) -> dict[str, float]:
+    """Median ms of each of Spark's trigger stages (``durationMs``: latestOffset, queryPlanning,
+    walCommit, addBatch = our foreachBatch, commitOffsets, triggerExecution) over batches with rows."""
+    batches = [p["durationMs"] for p in progress if p["numInputRows"]]
+    stages = sorted({k for d in batches for k in d})
+    return {k: float(np.median([d[k] for d in batches if k in d])) for k in stages}
+
+
 # ----------------------------------------------------------------------------- lines
 def stream_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
     """The project's stream: capacity over a pre-loaded backlog, or latency under an offered load."""
@@ -63,13 +70,17 @@ def stream_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict
     stream = start_stream(spark, cfg, available_now=False)
     measure_from = ready()
     try:
+        # The writer's own count: polling the batch_metrics table from here took the GIL from the
+        # stream's batches (py-spy: more of the driver's samples than foreachBatch itself).
         wait_until(
-            lambda: accounted_rows(cfg.table_path("batch_metrics")) >= expected,
+            lambda: stream.writer.accounted_rows >= expected,
             3600,
             "the stream to commit every message",
             stream.exception,
         )
-        out = progress_throughput(stream.query.recentProgress) if offered is None else {}
+        progress = stream.query.recentProgress
+        out = progress_throughput(progress) if offered is None else {}
+        out["spark_ms_p50"] = trigger_stages_ms(progress)
     finally:
         stream.stop()
     preds = open_table(cfg.table_path("predictions")).to_pandas(columns=["query_id", "batch_id", "kafka_timestamp"])
@@ -188,7 +199,6 @@ def run_line(line: str, cfg_dict: dict, cfg_source: str, expected: int, offered:
 
     cfg = Config(cfg_dict, cfg_source)
     setup_logging(cfg.get("project.log_level"))
-    sampler = TreeSampler(os.getpid()).start()
 
     def ready() -> pd.Timestamp:
         """Tell the parent this line is up; return when its measured window starts (latency mode)."""
@@ -204,7 +214,6 @@ def run_line(line: str, cfg_dict: dict, cfg_source: str, expected: int, offered:
             )
         else:
             result = spark_floor_line(cfg, expected, "delta" if line == "floor" else "noop")
-        result.update(sampler.stop())
         results.put(("result", result))
     except BaseException as exc:  # the parent reports it; a line that fails must not hang the benchmark
         results.put(

@@ -95,6 +95,7 @@ class MicroBatchWriter:
         self.deduplicate = cfg.get("stream.deduplicate")
         self.lookback_ms = int(float(cfg.get("stream.dedupe_lookback_minutes")) * 60_000)
         self.recent = RecentIds() if self.deduplicate and self.lookback_ms > 0 else None
+        self.accounted_rows = 0  # scored + quarantined rows of the batches this writer completed
         self.query_id: str | None = None
         self.lease: StreamLease | None = None
         self._bound = threading.Event()
@@ -193,6 +194,7 @@ class MicroBatchWriter:
             "lookback_ids": len(self.recent) if self.recent is not None else None,
         }
         commit_ms = self._write(routed, tag, committed, stages)
+        self.accounted_rows += routed.predictions.num_rows + routed.quarantine.num_rows
         if self.recent is not None:
             self.recent.add(routed.scored_hashes, tag.batch, tag.started_at_ms)
         log.info(

@@ -41,3 +41,10 @@ def test_the_sampler_keeps_peaks_and_cpu():
     result = sampler.stop()
     assert result["peak_rss_mib"] >= result["peak_pss_mib"] > 0
     assert result["cpu_mean_pct"] is not None
+
+
+def test_a_cheap_sample_reads_rss_and_cpu_but_not_pss():
+    tree = ProcessTree(os.getpid(), children=False)
+    full, cheap = tree.sample(), tree.sample(pss=False)
+    assert cheap.pss_mib is None and full.pss_mib > 0
+    assert cheap.rss_mib > 0 and abs(cheap.rss_mib - full.rss_mib) < 50

@@ -40,6 +40,7 @@ def test_fuzzed_messages_mixed_with_good_ones_never_stop_the_stream(
         zip(quarantine["kafka_partition"], quarantine["kafka_offset"])
     )
     assert len(preds) + len(quarantine) == len(messages) == len(coordinates)
+    assert stream.writer.accounted_rows == accounted_rows(cfg.table_path("batch_metrics")) == len(messages)
     assert preds["transaction_id"].is_unique and good_ids <= set(preds["transaction_id"])
     assert preds["probability"].between(0, 1).all()
     reasons = quarantine["reason"].str.split(":").str[0].value_counts()
