@@ -33,6 +33,7 @@ FREE_FORM_KEYS = (
     "stream.table_properties",
     "stream.message.fields",
     "stream.message.presets",
+    "stream.message.avro_schemas",
 )
 REQUIRED_KEYS = (
     "kafka.bootstrap_servers",

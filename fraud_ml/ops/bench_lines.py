@@ -131,12 +131,14 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
 
     from fraud_ml.io.mlflow import load_verified, resolve_alias, setup_mlflow
     from fraud_ml.schema import FEATURES, ID_COL
+    from fraud_ml.streaming.contract import MessageContract
     from fraud_ml.streaming.messages import REASON, ValidationLimits, decode_messages
 
     setup_mlflow(cfg)
     booster = load_verified(resolve_alias(cfg)[1]).unwrap_python_model().booster
     booster.set_param({"nthread": os.cpu_count() or 1})
     limits = ValidationLimits.from_config(cfg)
+    contract = MessageContract.from_config(cfg)
     consumer = Consumer(
         {
             "bootstrap.servers": cfg.get("kafka.bootstrap_servers"),
@@ -157,7 +159,13 @@ def peer_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
         if not messages:
             continue
         first = first or time.monotonic()
-        decoded = decode_messages([m.value() for m in messages], limits)
+        decoded = decode_messages(
+            [m.value() for m in messages],
+            limits,
+            contract=contract,
+            keys=[m.key() for m in messages],
+            timestamps_ms=[m.timestamp()[1] for m in messages],
+        )
         valid = decoded[REASON].isna().to_numpy()
         x = np.ascontiguousarray(decoded.loc[valid, FEATURES].to_numpy(np.float32))
         probability = booster.inplace_predict(x) if len(x) else np.empty(0)

@@ -10,16 +10,19 @@ keys set beside ``preset`` override the preset's. Quarantine reasons name the pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fraud_ml.errors import ConfigError
 from fraud_ml.schema import FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, SOURCE_COL
+from fraud_ml.streaming.avro import AvroSource
 
 if TYPE_CHECKING:
     from fraud_ml.config import Config
 
 OUR_FIELDS = (ID_COL, *FEATURES, MESSAGE_EVENT_TIME, MESSAGE_LABEL, SOURCE_COL)
+FORMATS = ("json", "avro")
 ID_FROM = ("field", "key")
 EVENT_TIME_FROM = ("field", "kafka_timestamp")
 KAFKA_KEY = "Kafka key"
@@ -33,8 +36,17 @@ class MessageContract:
     fields: tuple[tuple[str, str], ...] = ()  # (our name, producer's name) where they differ
     transaction_id_from: str = "field"  # field | key
     event_time_from: str = "field"  # field | kafka_timestamp
+    format: str = "json"  # json | avro (Confluent wire format)
+    avro: AvroSource = field(default_factory=AvroSource)  # avro: where writer schemas come from
 
     def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"stream.message.format must be one of {FORMATS}, got '{self.format}'")
+        if self.format == "avro" and not (self.avro.pinned or self.avro.registry_url):
+            raise ConfigError(
+                "stream.message.format is avro but neither stream.message.schema_registry_url nor "
+                "stream.message.avro_schemas is set: the stream cannot know any writer schema"
+            )
         if self.transaction_id_from not in ID_FROM:
             raise ConfigError(
                 f"stream.message.transaction_id_from must be one of {ID_FROM}, got '{self.transaction_id_from}'"
@@ -61,7 +73,7 @@ class MessageContract:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "MessageContract":
         """From a preset or config mapping (``fields``, ``transaction_id_from``, ``event_time_from``)."""
-        known = {"fields", "transaction_id_from", "event_time_from"}
+        known = {"fields", "transaction_id_from", "event_time_from", "format", "avro"}
         extra = set(values) - known
         if extra:
             raise ConfigError(f"stream.message: unknown keys {sorted(extra)}; known: {sorted(known)}")
@@ -72,6 +84,8 @@ class MessageContract:
             fields=tuple(sorted((str(k), v) for k, v in fields.items() if v != k)),
             transaction_id_from=str(values.get("transaction_id_from", "field")),
             event_time_from=str(values.get("event_time_from", "field")),
+            format=str(values.get("format", "json")),
+            avro=AvroSource.from_mapping(values.get("avro") or {}),
         )
 
     @classmethod
@@ -89,6 +103,11 @@ class MessageContract:
         for key in ("transaction_id_from", "event_time_from"):
             if section.get(key) not in (None, ""):
                 merged[key] = section[key]
+        merged["format"] = section.get("format") or "json"
+        if merged["format"] == "avro":  # the .avsc files are read only when they are used
+            merged["avro"] = AvroSource(
+                pinned_schemas(section.get("avro_schemas") or {}), str(section.get("schema_registry_url") or "")
+            ).as_mapping()
         return cls.from_mapping(merged)
 
     @property
@@ -116,7 +135,25 @@ class MessageContract:
             "fields": dict(self.fields),
             "transaction_id_from": self.transaction_id_from,
             "event_time_from": self.event_time_from,
+            "format": self.format,
+            "avro": self.avro.as_mapping(),
         }
+
+
+def pinned_schemas(files: Mapping[Any, Any]) -> tuple[tuple[int, str], ...]:
+    """``stream.message.avro_schemas`` (schema id -> ``.avsc`` path) as (id, schema text) pairs, read here
+    on the driver so the workers need no copy of the files."""
+    out = []
+    for schema_id, path in sorted(files.items(), key=lambda kv: str(kv[0])):
+        try:
+            number = int(schema_id)
+        except (TypeError, ValueError):
+            raise ConfigError(f"stream.message.avro_schemas: '{schema_id}' is not a schema id (an integer)") from None
+        try:
+            out.append((number, Path(str(path)).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConfigError(f"stream.message.avro_schemas: cannot read schema {number} from {path}: {exc}") from None
+    return tuple(out)
 
 
 NATIVE = MessageContract()

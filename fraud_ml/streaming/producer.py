@@ -1,6 +1,6 @@
 """Replay transactions into Kafka at a chosen rate.
 
-Each message: key = transaction id, value = JSON with ``transaction_id``,
+Each message: key = transaction id, value = JSON (or Avro, ``stream.message.format``) with ``transaction_id``,
 ``event_time`` (epoch ms at send), the 30 features, ``label`` (ground truth, never
 a model input) and ``source``, under the names of the configured message contract
 (``stream.message``: a field the contract takes from the record key or timestamp is left
@@ -30,6 +30,7 @@ from fraud_ml.schema import (
     MESSAGE_LABEL,
     SOURCE_COL,
 )
+from fraud_ml.streaming.avro import AvroWriter, avro_writer
 from fraud_ml.streaming.contract import NATIVE, MessageContract
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,11 @@ def replay_frame(frame: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
 
 
 def encode_messages(
-    chunk: pd.DataFrame, event_time_ms: int, contract: MessageContract = NATIVE
+    chunk: pd.DataFrame, event_time_ms: int, contract: MessageContract = NATIVE, writer: AvroWriter | None = None
 ) -> tuple[list[bytes], list[bytes]]:
-    """(keys, JSON values) for a chunk of rows, fields named by ``contract``; vectorised through
-    ``DataFrame.to_json``. The key is the transaction id whatever the contract."""
+    """(keys, values) for a chunk of rows, fields named by ``contract``: JSON vectorised through
+    ``DataFrame.to_json``, or Avro in the wire format of ``writer`` when the contract's format is avro.
+    The key is the transaction id whatever the contract."""
     ids = chunk[ID_COL].astype(str).to_numpy()
     body = pd.DataFrame({ID_COL: ids})
     body[MESSAGE_EVENT_TIME] = np.int64(event_time_ms)
@@ -84,8 +86,14 @@ def encode_messages(
         body[SOURCE_COL] = chunk[SOURCE_COL].astype(str).to_numpy()
     body = body[[c for c in body.columns if c in contract.body_fields]]
     body.columns = contract.names(list(body.columns))
+    keys = [k.encode() for k in ids]
+    if contract.format == "avro":
+        if writer is None:
+            raise ValueError("the contract's format is avro: pass the AvroWriter to encode with")
+        records = body.astype(object).where(body.notna(), None).to_dict("records")
+        return keys, writer.encode(records)
     values = body.to_json(orient="records", lines=True, double_precision=15).splitlines()
-    return [k.encode() for k in ids], [v.encode() for v in values]
+    return keys, [v.encode() for v in values]
 
 
 def producer_config(cfg: Config) -> dict:
@@ -141,6 +149,11 @@ def replay(
     contract of ``stream.message``."""
     topic = topic or cfg.get("kafka.topic")
     contract = MessageContract.from_config(cfg)
+    writer = (
+        avro_writer(contract.avro, cfg.get("stream.message.avro_writer_schema_id"))
+        if contract.format == "avro"
+        else None
+    )
     rate = cfg.get("producer.rate") if rate is None else float(rate)
     check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())
     producer = Producer(producer_config(cfg))
@@ -159,7 +172,7 @@ def replay(
             delay = started + start / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        keys, values = encode_messages(chunk, int(time.time() * 1000), contract)
+        keys, values = encode_messages(chunk, int(time.time() * 1000), contract, writer)
         for key, value in zip(keys, values):
             while True:
                 try:
