@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -42,7 +43,7 @@ import psutil
 import xgboost as xgb
 
 from fraud_ml.config import Config
-from fraud_ml.errors import KafkaUnavailableError
+from fraud_ml.errors import FraudMLError, KafkaUnavailableError
 from fraud_ml.features import feature_matrix
 from fraud_ml.io.kafka import check_reachable, ensure_topic
 from fraud_ml.io.mlflow import load_verified, setup_mlflow
@@ -110,6 +111,39 @@ def scoring_ceiling(booster: xgb.Booster, frame: pd.DataFrame) -> float:
     started = time.perf_counter()
     booster.inplace_predict(x)
     return len(x) / (time.perf_counter() - started)
+
+
+def decode_probe(cfg: Config, frame: pd.DataFrame, chunk_sizes: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """Microseconds a message of ``decode_messages`` on one core, best of three, by chunk size: JSON always,
+    the configured message format too (e.g. ``avro``), on the same rows."""
+    from fraud_ml.streaming.avro import avro_writer
+    from fraud_ml.streaming.contract import NATIVE, MessageContract
+    from fraud_ml.streaming.messages import REASON, ValidationLimits, decode_messages
+    from fraud_ml.streaming.producer import encode_messages
+
+    limits = ValidationLimits.from_config(cfg)
+    configured = MessageContract.from_config(cfg)
+    contracts = {"json": NATIVE, **({configured.format: configured} if configured.format != "json" else {})}
+    stamp_ms = int(time.time() * 1000)
+    out: dict[str, dict[str, float]] = {}
+    for name, contract in contracts.items():
+        writer = avro_writer(contract.avro, cfg.get("stream.message.avro_writer_schema_id")) if name == "avro" else None
+        keys, values = encode_messages(frame, stamp_ms, contract, writer)
+        stamps = [stamp_ms] * len(values)
+        refused = decode_messages(values, limits, None, contract, keys=keys, timestamps_ms=stamps)[REASON].dropna()
+        if len(refused):  # a probe that quarantines what it times would time the wrong work
+            raise FraudMLError(f"decode probe ({name}): {len(refused)} messages refused, e.g. {refused.iloc[0]}")
+        out[name] = {}
+        for size in chunk_sizes:
+            chunks = [(keys[i : i + size], values[i : i + size]) for i in range(0, len(values), size)]
+            best = math.inf
+            for _ in range(3):
+                started = time.perf_counter()
+                for k, v in chunks:
+                    decode_messages(v, limits, None, contract, keys=k, timestamps_ms=stamps[: len(v)])
+                best = min(best, time.perf_counter() - started)
+            out[name][str(size)] = best / len(values) * 1e6
+    return out
 
 
 def per_message_baseline(model_uri: str, frame: pd.DataFrame) -> float:
@@ -321,7 +355,13 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
         ceiling_frame = bench_frame(options.ceiling_rows, seed=11)
         ceiling = scoring_ceiling(booster, ceiling_frame)
         baseline = per_message_baseline(model_uri, ceiling_frame.head(options.baseline_rows))
-        log.info("raw XGBoost ceiling %.0f rows/s; per-message pyfunc baseline %.0f rows/s", ceiling, baseline)
+        decode_us = decode_probe(cfg, ceiling_frame.head(20_000), (250, int(cfg.get("spark.arrow_batch_size"))))
+        log.info(
+            "raw XGBoost ceiling %.0f rows/s; per-message pyfunc baseline %.0f rows/s; decode us/message %s",
+            ceiling,
+            baseline,
+            json.dumps(decode_us),
+        )
         result: dict = {"mode": options.mode}
         if options.mode == "capacity":
             result.update(_capacity(cfg, options))
@@ -332,6 +372,8 @@ def run_benchmark(cfg: Config, options: BenchOptions) -> dict:
         result.update(
             scoring_ceiling_tps=ceiling,
             per_message_baseline_tps=baseline,
+            decode_us_per_message=decode_us,
+            message_format=cfg.get("stream.message.format"),
             model_trees=options.trees,
             kafka_partitions=cfg.get("kafka.partitions"),
             reader=cfg.get("stream.reader"),

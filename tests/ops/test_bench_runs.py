@@ -37,3 +37,13 @@ def test_ratios_pair_the_runs_of_one_round():
 def test_no_rounds_is_refused_before_anything_starts(base_config):
     with pytest.raises(ValueError, match="--repeats must be at least 1, got 0"):
         run_benchmark(base_config, BenchOptions(repeats=0))
+
+
+def test_the_decode_probe_times_json_and_the_configured_format_on_the_same_rows(base_config):
+    from fraud_ml.ops.bench import bench_frame, decode_probe
+
+    avro = base_config.with_overrides(["stream.message.format=avro"], env={})
+    timings = decode_probe(avro, bench_frame(600, seed=3), (50, 600))
+    assert set(timings) == {"json", "avro"} and all(set(t) == {"50", "600"} for t in timings.values())
+    assert all(0 < us < 10_000 for t in timings.values() for us in t.values())
+    assert set(decode_probe(base_config, bench_frame(100, seed=3), (100,))) == {"json"}
