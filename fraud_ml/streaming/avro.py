@@ -250,6 +250,14 @@ class _Cursor:
         self.check(rows, what)
         return (value >> np.uint64(1)).astype(np.int64) ^ -((value & np.uint64(1)).astype(np.int64))
 
+    def branches(self, rows: np.ndarray, union: list, what: str) -> list[tuple[Any, np.ndarray]]:
+        """A union's (branch schema, rows that took it), read from each row's branch index."""
+        branch = self.varint(rows, what)
+        bad = rows[(branch < 0) | (branch >= len(union))]
+        if bad.size:
+            self.fail(bad, f"union branch out of range in {what}")
+        return [(sub, rows[branch == b]) for b, sub in enumerate(union)]
+
     def fixed(self, rows: np.ndarray, size: int, what: str) -> np.ndarray:
         """The ``size`` bytes at the rows' positions as an (n, size) uint8 array (moved past them)."""
         p = self.pos[rows]
@@ -346,12 +354,8 @@ class ColumnDecoder:
         """Read a wanted field: a number, an integer or a string, possibly in a union with null."""
         schema = self._resolve(schema)
         if isinstance(schema, list):
-            branch = c.varint(rows, name)
-            bad = rows[(branch < 0) | (branch >= len(schema))]
-            if bad.size:
-                c.fail(bad, f"union branch out of range in {name}")
-            for b, sub in enumerate(schema):
-                self._read(c, rows[branch == b], sub, name, kind, values, present)
+            for sub, sub_rows in c.branches(rows, schema, name):
+                self._read(c, sub_rows, sub, name, kind, values, present)
             return
         if not rows.size:
             return
@@ -383,12 +387,8 @@ class ColumnDecoder:
         if not rows.size:
             return
         if isinstance(schema, list):
-            branch = c.varint(rows, name)
-            bad = rows[(branch < 0) | (branch >= len(schema))]
-            if bad.size:
-                c.fail(bad, f"union branch out of range in {name}")
-            for b, sub in enumerate(schema):
-                self._skip(c, rows[branch == b], sub, name)
+            for sub, sub_rows in c.branches(rows, schema, name):
+                self._skip(c, sub_rows, sub, name)
             return
         t = _type_name(schema)
         if t == "null":
@@ -510,13 +510,11 @@ class AvroWriter:
     def encode(self, records: Sequence[dict]) -> list[bytes]:
         import fastavro
 
-        header = bytes([MAGIC]) + int(self.schema_id).to_bytes(4, "big")
         out = []
         for record in records:
             stream = io.BytesIO()
-            stream.write(header)
             fastavro.schemaless_writer(stream, self.parsed, record)
-            out.append(stream.getvalue())
+            out.append(wire(self.schema_id, stream.getvalue()))
         return out
 
 

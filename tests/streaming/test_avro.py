@@ -324,8 +324,9 @@ def test_avro_through_the_broker_and_the_stream(
     from deltalake import DeltaTable
 
     from fraud_ml.io.kafka import create_topic
-    from fraud_ml.streaming.producer import replay, replay_frame, send_raw
-    from fraud_ml.streaming.query import run_stream
+    from fraud_ml.streaming.producer import replay, replay_frame
+
+    from .contract_runs import drain_and_check
 
     topic = f"avro-{reader}-{udf}"
     cfg = make_config(
@@ -350,14 +351,6 @@ def test_avro_through_the_broker_and_the_stream(
             encode_with(NATIVE_AVSC, 1, [native_record("bad-4", Amount=-2.0)])[0],
         ),
     }
-    send_raw(list(bad.values()), cfg)
-
-    run_stream(spark, cfg, available_now=True)
-
-    preds = DeltaTable(cfg.table_path("predictions")).to_pandas()
+    drain_and_check(spark, cfg, good, bad)
     quarantine = DeltaTable(cfg.table_path("quarantine")).to_pandas()
-    assert len(preds) == len(good) and set(preds[ID_COL]) == set(good[ID_COL])
-    merged = preds.merge(good[[ID_COL, "Class"]], on=ID_COL)
-    assert (merged["label"] == merged["Class"]).all()
-    assert sorted(quarantine["reason"]) == sorted(bad)
     assert set(quarantine["raw_value"]) == {v for _, v in bad.values()}

@@ -176,11 +176,10 @@ E2E_CONTRACTS = [
 def test_a_producers_contract_through_the_broker_and_the_stream(
     spark, kafka_broker, registered_champion, make_config, champion_test_split, overrides, reader, udf
 ):
-    from deltalake import DeltaTable
-
     from fraud_ml.io.kafka import create_topic
-    from fraud_ml.streaming.producer import replay, replay_frame, send_raw
-    from fraud_ml.streaming.query import run_stream
+    from fraud_ml.streaming.producer import replay, replay_frame
+
+    from .contract_runs import drain_and_check
 
     topic = f"contract-{reader}-{udf}"
     cfg = make_config(
@@ -214,18 +213,9 @@ def test_a_producers_contract_through_the_broker_and_the_stream(
                 json.dumps({**body, label: 3, contract.name(ID_COL): "bad-2"}).encode(),
             ),
         }
-    send_raw(list(bad.values()), cfg)
-
-    run_stream(spark, cfg, available_now=True)
-
-    preds = DeltaTable(cfg.table_path("predictions")).to_pandas()
-    quarantine = DeltaTable(cfg.table_path("quarantine")).to_pandas()
-    assert len(preds) == len(good) and set(preds[ID_COL]) == set(good[ID_COL])
-    merged = preds.merge(good[[ID_COL, "Class"]], on=ID_COL)
-    assert (merged["label"] == merged["Class"]).all()
+    preds = drain_and_check(spark, cfg, good, bad)
     if contract.event_time_from == "kafka_timestamp":
         assert (preds["event_time"] == preds["kafka_timestamp"]).all()
-    assert sorted(quarantine["reason"]) == sorted(bad)
 
 
 @settings(max_examples=200, deadline=None)
