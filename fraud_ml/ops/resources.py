@@ -11,9 +11,10 @@ sharers), the memory the tree occupies; it is what the memory targets are read o
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -26,6 +27,8 @@ class TreeSample:
     rss_mib: float
     pss_mib: float | None
     cpu_pct: float
+    # The same readings by role in the tree (see ProcessTree.role): {role: {"n", "rss_mib", "pss_mib"}}.
+    by_role: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 class ProcessTree:
@@ -34,6 +37,31 @@ class ProcessTree:
     def __init__(self, pid: int, children: bool = True) -> None:
         self.root, self.children = psutil.Process(pid), children
         self._known: dict[int, psutil.Process] = {}
+        self._roles: dict[int, str] = {}
+
+    def role(self, proc: psutil.Process) -> str:
+        """What a process of a job's tree is: ``driver`` (the root), ``jvm``, ``python-daemon`` and
+        ``python-worker`` (PySpark's worker daemon and the workers it forks), else its program name.
+
+        A child the JVM forked that has not exec'd yet still runs java, so it counts as ``jvm``.
+        """
+        if proc.pid not in self._roles:
+            try:
+                cmd = proc.cmdline()
+                program = os.path.basename(cmd[0]) if cmd else proc.name()
+                if proc.pid == self.root.pid:
+                    role = "driver"
+                elif program == "java":
+                    role = "jvm"
+                elif "pyspark.daemon" in cmd:
+                    parent = proc.parent()
+                    role = "python-worker" if parent and "pyspark.daemon" in parent.cmdline() else "python-daemon"
+                else:
+                    role = program
+            except psutil.Error:
+                role = "gone"
+            self._roles[proc.pid] = role
+        return self._roles[proc.pid]
 
     def sample(self, pss: bool = True) -> TreeSample | None:
         """The tree now, or None once its root is gone; without ``pss`` only the cheap readings.
@@ -48,6 +76,7 @@ class ProcessTree:
             return None
         rss = pss_bytes = 0
         cpu = 0.0
+        by_role: dict[str, dict[str, float | None]] = {}
         for p in tree:
             proc = self._known.setdefault(p.pid, p)
             try:
@@ -57,7 +86,14 @@ class ProcessTree:
                 continue
             rss += memory.rss
             pss_bytes += memory.pss if pss else 0
-        return TreeSample(rss / 2**20, pss_bytes / 2**20 if pss else None, cpu)
+            role = by_role.setdefault(self.role(proc), {"n": 0, "rss_mib": 0.0, "pss_mib": 0.0 if pss else None})
+            role["n"] += 1
+            role["rss_mib"] += memory.rss / 2**20
+            if pss:
+                role["pss_mib"] += memory.pss / 2**20
+        self._known = {p.pid: self._known[p.pid] for p in tree if p.pid in self._known}
+        self._roles = {pid: r for pid, r in self._roles.items() if pid in self._known}
+        return TreeSample(rss / 2**20, pss_bytes / 2**20 if pss else None, cpu, by_role)
 
 
 class TreeSampler:
@@ -95,8 +131,13 @@ class TreeSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         cpu = [s.cpu_pct for s in self.samples[2:] or self.samples]  # the first cpu_percent readings are 0
+        peak_rss = max(self.samples, key=lambda s: s.rss_mib, default=None)
+        peak_pss = max((s for s in self.samples if s.pss_mib is not None), key=lambda s: s.pss_mib, default=None)
         return {
             "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else None,
-            "peak_rss_mib": max((s.rss_mib for s in self.samples), default=None),
-            "peak_pss_mib": max((s.pss_mib for s in self.samples if s.pss_mib is not None), default=None),
+            "peak_rss_mib": peak_rss.rss_mib if peak_rss else None,
+            "peak_pss_mib": peak_pss.pss_mib if peak_pss else None,
+            "samples": len(self.samples),
+            "peak_rss_by_role": peak_rss.by_role if peak_rss else None,
+            "peak_pss_by_role": peak_pss.by_role if peak_pss else None,
         }

@@ -29,7 +29,7 @@ from deltalake import write_deltalake
 from fraud_ml.config import PROJECT_ROOT, Config
 from fraud_ml.io.delta import accounted_rows, open_table
 from fraud_ml.monitoring.quality import commit_times
-from fraud_ml.ops.resources import ProcessTree
+from fraud_ml.ops.resources import ProcessTree, TreeSampler
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class SoakOptions:
     # Sampling every 5 s (smaps_rollup of six process trees + four table listings) put the stream's
     # p99 at 1,009 ms in an hour's soak; at 30 s the same 12-minute run held 848-864 ms.
     sample_s: float = 30.0  # PSS/RSS and file-count sampling period
+    # The stream's RSS alone (statm, cheap) is read this often too, by role, for its true peak.
+    stream_rss_s: float = 1.0
     drift_every_s: float = 60.0  # drift job period
     trees: int = 300  # size of the benchmark model
     chunk_rows: int = 60_000  # producer: rows generated per replay call (one minute at 1,000 tx/s)
@@ -232,6 +234,8 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
             }
             trees["producer"] = ProcessTree(producer.pid)
             trees["harness"] = ProcessTree(os.getpid(), children=False)  # this process alone
+            stream_rss = TreeSampler(stream.pid, options.stream_rss_s, pss_interval_s=float("inf")).start()
+            stream_pss_peak = None
             while producer.is_alive():
                 for name, p in (("stream", stream), ("drift", drift)):
                     if p.poll() is not None:
@@ -239,6 +243,12 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
                 sample = {"at": pd.Timestamp.now(tz="UTC")}
                 for name, tree in trees.items():
                     reading = tree.sample()
+                    if (
+                        name == "stream"
+                        and reading
+                        and (stream_pss_peak is None or reading.pss_mib > stream_pss_peak.pss_mib)
+                    ):
+                        stream_pss_peak = reading
                     sample[f"{name}_rss_mib"] = reading.rss_mib if reading else None
                     sample[f"{name}_pss_mib"] = reading.pss_mib if reading else None
                     sample[f"{name}_cpu_pct"] = reading.cpu_pct if reading else None
@@ -256,6 +266,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
                 )
                 producer.join(timeout=options.sample_s)
             dashboard_text = browser.text()
+            stream_fine = stream_rss.stop()
         sent_until = pd.Timestamp.now(tz="UTC")
         wait_until(
             lambda: accounted_rows(cfg.table_path("batch_metrics")) >= sent.value,
@@ -291,6 +302,11 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
             }
             for kind in ("rss", "pss")
         },
+        # The stream's tree by role at its peaks: RSS read every stream_rss_s, PSS every sample_s.
+        "stream_peak_rss_every_s": options.stream_rss_s,
+        "stream_peak_rss_mib": stream_fine["peak_rss_mib"],
+        "stream_peak_rss_by_role": stream_fine["peak_rss_by_role"],
+        "stream_peak_pss_by_role": stream_pss_peak.by_role if stream_pss_peak else None,
         "dashboard_live": "Fraud" in dashboard_text,
         "windows": json.loads(table.to_json(orient="records")),
         "markdown": markdown(table),

@@ -30,6 +30,10 @@ def test_shared_pages_count_twice_in_rss_and_once_in_pss():
         assert sample is not None
         assert sample.rss_mib > 400  # the 200 MiB block, once in each of the two processes
         assert 200 < sample.pss_mib < sample.rss_mib - 150  # ... and once in the tree's PSS
+        child = os.path.basename(sys.executable)
+        assert {role: r["n"] for role, r in sample.by_role.items()} == {"driver": 1, child: 1}
+        assert abs(sum(r["rss_mib"] for r in sample.by_role.values()) - sample.rss_mib) < 1e-6
+        assert sample.by_role[child]["rss_mib"] > 200 and sample.by_role[child]["pss_mib"] < 150
     finally:
         proc.kill()
         proc.wait()
@@ -41,6 +45,7 @@ def test_the_sampler_keeps_peaks_and_cpu():
     result = sampler.stop()
     assert result["peak_rss_mib"] >= result["peak_pss_mib"] > 0
     assert result["cpu_mean_pct"] is not None
+    assert result["peak_rss_by_role"]["driver"]["n"] == 1 and result["samples"] >= 2
 
 
 def test_a_cheap_sample_reads_rss_and_cpu_but_not_pss():
