@@ -11,7 +11,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
 .PHONY: help venv install jars browser kafka-start kafka-stop kafka-status prepare synthesize train retrain lint \
         stream alerts serve produce drift dashboard estimate-fpr demo test test-fast bench bench-capacity bench-latency bench-fuzz bench-alerts bench-serve soak cluster test-cluster compose-build compose-up \
-        compose-down compose-config \
+        compose-down compose-config compose-test \
         clean distclean
 
 help:  ## list targets
@@ -128,6 +128,10 @@ compose-down:
 
 compose-config:  ## validate docker-compose.yml statically (docker compose config, where the client runs)
 	docker compose -f docker-compose.yml --env-file .env.example config -q
+
+compose-test: $(VENV)/.installed  ## build the stack (stand-in images without a registry), run it, check it, down -v (~1 h first time)
+	bash scripts/install_docker.sh
+	$(PY) jobs/compose_test.py $(ARGS)
 
 clean:  ## remove local data, tables, checkpoints and MLflow store (keeps venv and jars)
 	-$(PY) jobs/kafka_local.py stop --conf $(CONF) 2>/dev/null

@@ -1,9 +1,13 @@
-# The MLflow tracking server of the compose stack: the official image (same
-# version as the client pinned in setup.cfg) plus the PostgreSQL driver for the
-# backend store and boto3 for the MinIO (S3) artifact store it proxies.
+# The MLflow tracking server of the compose stack: the MLflow release pinned in setup.cfg with
+# the PostgreSQL driver for the backend store (psycopg 3: the SQLAlchemy MLflow installs maps
+# postgresql:// to it; with psycopg2 only the server failed "No module named 'psycopg'") and boto3
+# for the MinIO (S3) artifact store it proxies (boto3 also runs docker/init/minio-init.py).
 #
 #   docker build -f docker/mlflow.Dockerfile -t fraud-ml-mlflow:3.17.2 docker/
-FROM ghcr.io/mlflow/mlflow:v3.17.2
-RUN pip install --no-cache-dir "psycopg2-binary>=2.9,<3" "boto3>=1.34,<2"
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+RUN python -m venv /opt/mlflow \
+ && /opt/mlflow/bin/pip install --no-cache-dir "mlflow==3.17.2" "psycopg[binary]>=3.2,<4" "boto3>=1.34,<2"
+ENV PATH=/opt/mlflow/bin:$PATH PYTHONUNBUFFERED=1
 EXPOSE 5000
 CMD ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]

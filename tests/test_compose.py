@@ -584,8 +584,8 @@ def test_dockerfiles_exist_and_build_what_the_stack_needs(services):
 
     mlflow_df = (PROJECT_ROOT / "docker" / "mlflow.Dockerfile").read_text(encoding="utf-8")
     pin = re.search(r"mlflow==([\d.]+)", setup["options"]["install_requires"]).group(1)
-    assert f"FROM ghcr.io/mlflow/mlflow:v{pin}" in mlflow_df, "server and client MLflow versions must match"
-    assert "psycopg2" in mlflow_df and "boto3" in mlflow_df
+    assert f'"mlflow=={pin}"' in mlflow_df, "server and client MLflow versions must match"
+    assert "psycopg[binary]" in mlflow_df and "boto3" in mlflow_df
 
 
 # ----------------------------------------------------------------------------- the real compose CLI, when present
@@ -672,3 +672,60 @@ def test_entrypoint_passes_commands_through_and_speaks_spark_on_kubernetes():
     assert f"spark.driver.extraClassPath={jars}/*" in driver and "spark.driver.bindAddress=10.0.0.5" in driver
     assert driver[driver.index("--deploy-mode") + 1] == "client"
     assert driver[-1] == "local:///app/jobs/stream_score.py"
+
+
+# ----------------------------------------------------------------------------- stand-ins for the public images
+def test_every_stand_in_replaces_an_image_variable_of_the_stack(compose_text, env_example):
+    from fraud_ml.ops.compose import DEBIAN_IMAGE, STAND_INS, STAND_INS_FILE
+
+    stand_ins = yaml.safe_load(STAND_INS_FILE.read_text(encoding="utf-8"))["services"]
+    assert set(stand_ins) == {service for _, service, _ in STAND_INS}
+    for key, service, tag in STAND_INS:
+        assert key in env_example and "${" + key + "}" in compose_text, f"{key} is not an image of the stack"
+        build = stand_ins[service]["build"]
+        assert stand_ins[service]["image"] == tag and build["args"]["DEBIAN_IMAGE"] == DEBIAN_IMAGE
+        dockerfile = (STAND_INS_FILE.parent / build["context"] / build["dockerfile"]).resolve()
+        assert "ARG DEBIAN_IMAGE=debian:bookworm-slim" in dockerfile.read_text(encoding="utf-8"), dockerfile
+    for dockerfile in ("docker/app.Dockerfile", "docker/mlflow.Dockerfile"):
+        assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in (PROJECT_ROOT / dockerfile).read_text()
+
+
+def test_the_test_env_file_keeps_every_key_and_replaces_the_given_ones():
+    from fraud_ml.ops.compose import ComposeTestError, env_file_text, fresh_secrets
+
+    example = ENV_EXAMPLE.read_text(encoding="utf-8")
+    new = fresh_secrets()
+    text = env_file_text(example, {**new, "KAFKA_IMAGE": "fraud-ml-local/kafka:4.1.1"})
+    env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    assert set(env) == set(parse_env_file(ENV_EXAMPLE))
+    assert env["KAFKA_IMAGE"] == "fraud-ml-local/kafka:4.1.1" and env["POSTGRES_PASSWORD"] == new["POSTGRES_PASSWORD"]
+    assert not any(v.startswith("change-me") for v in env.values()), "the test stack must not run on placeholders"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{20,}", new["POSTGRES_PASSWORD"]), "must need no percent-encoding in a URI"
+    with pytest.raises(ComposeTestError, match="NOPE"):
+        env_file_text(example, {"NOPE": "1"})
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_kafka_stand_in_reads_the_stacks_kafka_environment_as_apache_kafka_does(services):
+    env = {k: v for k, v in env_of(services["kafka"]).items()}
+    proc = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "docker" / "local" / "kafka" / "run.sh")],
+        env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert proc.returncode == 0, proc.stderr
+    props = dict(line.split("=", 1) for line in proc.stdout.splitlines())
+    assert props["node.id"] == "1" and props["process.roles"] == "broker,controller"
+    assert props["log.dirs"] == env["KAFKA_LOG_DIRS"] and props["controller.quorum.voters"] == "1@kafka:9093"
+    assert props["listener.security.protocol.map"] == env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert len(props) == len([k for k in env if k.startswith("KAFKA_")]), "each KAFKA_ variable is one property"
+    assert "cluster.id" not in props, "CLUSTER_ID formats the storage; it is not a broker property"
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs sh")
+def test_the_minio_stand_in_has_only_the_mc_command_the_healthcheck_runs(services):
+    assert services["minio"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    proc = subprocess.run(["sh", str(PROJECT_ROOT / "docker" / "local" / "minio" / "mc"), "ls"], capture_output=True)
+    assert proc.returncode == 64 and b"only 'mc ready local'" in proc.stderr
