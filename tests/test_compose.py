@@ -676,10 +676,12 @@ def test_entrypoint_passes_commands_through_and_speaks_spark_on_kubernetes():
 
 # ----------------------------------------------------------------------------- stand-ins for the public images
 def test_every_stand_in_replaces_an_image_variable_of_the_stack(compose_text, env_example):
-    from fraud_ml.ops.compose import DEBIAN_IMAGE, STAND_INS, STAND_INS_FILE
+    from fraud_ml.ops.compose import DEBIAN_IMAGE, STAND_INS, STAND_INS_FILE, WORKDIR
 
     stand_ins = yaml.safe_load(STAND_INS_FILE.read_text(encoding="utf-8"))["services"]
     assert set(stand_ins) == {service for _, service, _ in STAND_INS}
+    minio_context = (STAND_INS_FILE.parent / stand_ins["minio"]["build"]["context"]).resolve()
+    assert minio_context == WORKDIR.resolve(), "the MinIO stand-in builds from the folder its binary is built into"
     for key, service, tag in STAND_INS:
         assert key in env_example and "${" + key + "}" in compose_text, f"{key} is not an image of the stack"
         build = stand_ins[service]["build"]

@@ -26,7 +26,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fraud_ml.config import PROJECT_ROOT
@@ -49,6 +49,9 @@ STAND_INS = (
 )
 STAND_INS_FILE = PROJECT_ROOT / "docker" / "local" / "compose.yaml"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")  # CA certificates added on this host
+# Git-ignored: the root FS, the MinIO binary (docker/local/compose.yaml builds the MinIO stand-in from
+# this folder, so it is fixed), the Go plugin build, dockerd's log and the run's env file.
+WORKDIR = PROJECT_ROOT / "var" / "compose"
 INFRA = ("kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", "spark-master", "spark-worker")
 ONE_SHOT = ("kafka-init", "minio-init", "secrets-check")  # ready once exited 0
 
@@ -67,7 +70,6 @@ class ComposeTestOptions:
     local_images: bool = True  # build the stand-ins (no registry); False: pull the public images
     keep: bool = False  # leave the stack up (and its volumes) for inspection
     timeout_s: float = 900.0  # per wait
-    workdir: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "compose")
 
 
 def run(cmd: list[str], *, timeout: float | None = None, env: dict | None = None, capture: bool = False, **kw):
@@ -96,16 +98,15 @@ def ensure_engine(timeout_s: float = 60.0) -> None:
         return
     if shutil.which("dockerd") is None or os.geteuid() != 0:
         raise ComposeTestError("no Docker engine answers and dockerd cannot be started here (needs docker.io and root)")
-    logs = PROJECT_ROOT / "var" / "compose"
-    logs.mkdir(parents=True, exist_ok=True)
-    log.info("starting dockerd (log: %s)", logs / "dockerd.log")
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    log.info("starting dockerd (log: %s)", WORKDIR / "dockerd.log")
     subprocess.Popen(
-        ["dockerd"], stdout=open(logs / "dockerd.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True
+        ["dockerd"], stdout=open(WORKDIR / "dockerd.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + timeout_s
     while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
-            raise ComposeTestError(f"dockerd did not answer within {timeout_s:.0f} s; see {logs / 'dockerd.log'}")
+            raise ComposeTestError(f"dockerd did not answer within {timeout_s:.0f} s; see {WORKDIR / 'dockerd.log'}")
         time.sleep(1)
 
 
@@ -115,7 +116,7 @@ def ensure_plugin(name: str, module: str) -> None:
         return
     if shutil.which("go") is None:
         raise ComposeTestError(f"`docker {name}` is missing and there is no Go toolchain to build {module}")
-    gobin = PROJECT_ROOT / "var" / "compose" / "gobin"
+    gobin = WORKDIR / "gobin"
     log.info("building docker %s from %s (a few minutes)", name, module)
     run(["go", "install", module], env={"GOBIN": str(gobin), "CGO_ENABLED": "0"})
     PLUGINS_DIR.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,9 @@ def build_debian_base(workdir: Path) -> None:
         run(["chroot", str(rootfs), "update-ca-certificates"])
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     run(["docker", "import", "-", DEBIAN_IMAGE], stdin=tar.stdout)
-    tar.wait()
+    if tar.wait() != 0:  # a truncated archive would import as an incomplete base image
+        run(["docker", "image", "rm", DEBIAN_IMAGE])
+        raise ComposeTestError(f"tar of {rootfs} exited with {tar.returncode}; the base image was removed")
 
 
 def build_minio_binary(workdir: Path) -> None:
@@ -299,7 +302,7 @@ def champion_check(stack: Stack, cfg) -> dict:
 
 def run_compose_test(cfg, options: ComposeTestOptions) -> dict:
     """Build, start, use, check and remove the stack; the figures of the run."""
-    workdir = options.workdir
+    workdir = WORKDIR
     workdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
