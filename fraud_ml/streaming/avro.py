@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 MAGIC = 0
 HEADER_BYTES = 5
+PADDING = 16  # zero bytes after a batch's joined bodies
+_VARINT_BYTES = 10
+_VARINT_STEPS = np.arange(_VARINT_BYTES)
+_VARINT_SHIFTS = (7 * _VARINT_STEPS).astype(np.uint64)
 NUMERIC = ("int", "long", "float", "double")
 INTEGRAL = ("int", "long")
 AUTH_ENV = ("SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD")
@@ -212,14 +216,20 @@ def _empty_column(kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 class _Cursor:
     """Per-message read positions over one buffer holding the bodies of a batch, end to end."""
 
-    def __init__(self, bodies: Sequence[bytes], skip: int = 0) -> None:
+    def __init__(self, raw: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.raw = raw  # ends with PADDING zero bytes: a gather past the last body's end reads zeros
+        self.buf = np.frombuffer(raw, np.uint8)
+        self.end = np.asarray(ends, dtype=np.int64)
+        self.pos = np.array(starts, dtype=np.int64)
+        self.bad = np.zeros(len(self.end), dtype=bool)  # undecodable (the reason is the same)
+        self.why = np.full(len(self.end), None, dtype=object)
+
+    @classmethod
+    def of(cls, bodies: Sequence[bytes], skip: int = 0) -> "_Cursor":
+        """A cursor over ``bodies``, each read from its byte ``skip`` (e.g. past a wire-format header)."""
         lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
-        self.raw = b"".join(bodies) + bytes(16)  # padding: a gather past a body's end reads zeros
-        self.buf = np.frombuffer(self.raw, np.uint8)
-        self.end = np.cumsum(lengths)
-        self.pos = self.end - lengths + skip  # skip: a header before each body (the wire format's 5 bytes)
-        self.bad = np.zeros(len(bodies), dtype=bool)  # undecodable (the reason is the same)
-        self.why = np.full(len(bodies), None, dtype=object)
+        end = np.cumsum(lengths)
+        return cls(b"".join(bodies) + bytes(PADDING), end - lengths + skip, end)
 
     def fail(self, rows: np.ndarray, why: str) -> None:
         fresh = rows[~self.bad[rows]]
@@ -233,20 +243,22 @@ class _Cursor:
 
     def varint(self, rows: np.ndarray, what: str) -> np.ndarray:
         """Zigzag-decoded int64 at the rows' positions (moved past it); bad varints fail their rows."""
-        value = np.zeros(len(rows), np.uint64)
-        live = np.ones(len(rows), dtype=bool)
-        limit = len(self.buf) - 1
-        p = self.pos[rows].copy()
-        for k in range(10):
-            b = self.buf[np.minimum(p, limit)].astype(np.uint64)
-            value[live] |= (b[live] & np.uint64(0x7F)) << np.uint64(7 * k)
-            p[live] += 1
-            live &= (b & np.uint64(0x80)) != 0
-            if not live.any():
-                break
-        if live.any():
-            self.fail(rows[live], f"bad varint in {what}")
-        self.pos[rows] = p
+        p, limit = self.pos[rows], len(self.buf) - 1
+        first = self.buf[np.minimum(p, limit)]
+        if (first < 0x80).all():  # one byte each: union branches, short lengths, small ints (most of them)
+            size, value = 1, first.astype(np.uint64)
+        else:  # the ten bytes a varint may take, gathered at once: ~10 array operations, not ~60 in a loop
+            block = self.buf[np.minimum(p[:, None] + _VARINT_STEPS, limit)]
+            last = block < 0x80
+            ends = last.any(axis=1)
+            size = np.where(ends, last.argmax(axis=1) + 1, _VARINT_BYTES)
+            longest = int(size.max())
+            payload = (block[:, :longest] & 0x7F).astype(np.uint64) << _VARINT_SHIFTS[:longest]
+            payload[_VARINT_STEPS[:longest] >= size[:, None]] = 0
+            value = payload.sum(axis=1, dtype=np.uint64)  # the 7-bit groups do not overlap: sum = or
+            if not ends.all():
+                self.fail(rows[~ends], f"bad varint in {what}")
+        self.pos[rows] = p + size
         self.check(rows, what)
         return (value >> np.uint64(1)).astype(np.int64) ^ -((value & np.uint64(1)).astype(np.int64))
 
@@ -322,9 +334,16 @@ class ColumnDecoder:
     ) -> tuple[dict[str, tuple], np.ndarray]:
         """``{field: (values, present)}`` of the ``wanted`` top-level fields (name -> number | integer |
         string) and, per body, None or why it is undecodable; the first ``skip`` bytes of each are not Avro."""
+        cursor = _Cursor.of(bodies, skip)
+        return self.decode_spans(cursor.raw, cursor.pos, cursor.end, wanted)
+
+    def decode_spans(
+        self, raw: bytes, starts: np.ndarray, ends: np.ndarray, wanted: dict[str, str]
+    ) -> tuple[dict[str, tuple], np.ndarray]:
+        """:meth:`decode` of the bodies ``raw[starts[i]:ends[i]]``; ``raw`` ends with :data:`PADDING` zero bytes."""
         if self.per_message:
-            return self._decode_per_message([b[skip:] for b in bodies], wanted)
-        cursor, n = _Cursor(bodies, skip), len(bodies)
+            return self._decode_per_message([raw[a:b] for a, b in zip(starts.tolist(), ends.tolist())], wanted)
+        cursor, n = _Cursor(raw, starts, ends), len(ends)
         out: dict[str, tuple] = {}
         rows = np.arange(n)
         for group in self.groups:
@@ -372,12 +391,15 @@ class ColumnDecoder:
             values[rows] = v // 1000 if logical in ("timestamp-micros", "local-timestamp-micros") else v
         elif t == "string":
             start, end = c.span(rows, name)
-            raw = c.raw
-            for i, a, b in zip(rows, start, end):
-                try:
-                    values[i] = raw[a:b].decode("utf-8")
-                except UnicodeDecodeError:
-                    c.fail(np.array([i]), f"{name} is not UTF-8")
+            raw, spans = c.raw, list(zip(start.tolist(), end.tolist()))
+            try:
+                values[rows] = np.array([raw[a:b].decode("utf-8") for a, b in spans], dtype=object)
+            except UnicodeDecodeError:  # find the rows that are not UTF-8, one by one
+                for i, (a, b) in zip(rows.tolist(), spans):
+                    try:
+                        values[i] = raw[a:b].decode("utf-8")
+                    except UnicodeDecodeError:
+                        c.fail(np.array([i]), f"{name} is not UTF-8")
         else:  # compile-time checks keep other types away from wanted fields
             raise AssertionError(f"{name}: {t} is not a wanted type")
         present[rows] = True
@@ -464,15 +486,32 @@ def without_logical_types(schema: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- wire format
-def wire_ids(values: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Schema ids (-1 = not the Confluent wire format) and byte lengths (0 for None) of ``values``."""
-    n = len(values)
-    lengths = np.fromiter((len(v) if v else 0 for v in values), np.int64, n)
-    buf = np.frombuffer(b"".join(v or b"" for v in values) + bytes(HEADER_BYTES), np.uint8)
-    starts = np.cumsum(lengths) - lengths
-    header = buf[starts[:, None] + np.arange(HEADER_BYTES)].astype(np.int64)
-    ids = (header[:, 1] << 24) | (header[:, 2] << 16) | (header[:, 3] << 8) | header[:, 4]
-    return np.where((lengths >= HEADER_BYTES) & (header[:, 0] == MAGIC), ids, -1), lengths
+@dataclass(frozen=True)
+class WireBatch:
+    """A batch of values joined into one buffer: per value its schema id (-1 = not the Confluent wire
+    format), where it starts in ``raw`` and its length (0 for None)."""
+
+    raw: bytes  # the values end to end, then PADDING zero bytes
+    schema_ids: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, values: Sequence[bytes | None]) -> "WireBatch":
+        n = len(values)
+        lengths = np.fromiter((len(v) if v else 0 for v in values), np.int64, n)
+        raw = b"".join(v or b"" for v in values) + bytes(PADDING)
+        starts = np.cumsum(lengths) - lengths
+        header = np.frombuffer(raw, np.uint8)[starts[:, None] + np.arange(HEADER_BYTES)].astype(np.int64)
+        ids = (header[:, 1] << 24) | (header[:, 2] << 16) | (header[:, 3] << 8) | header[:, 4]
+        return cls(raw, np.where((lengths >= HEADER_BYTES) & (header[:, 0] == MAGIC), ids, -1), starts, lengths)
+
+    def decode(
+        self, decoder: ColumnDecoder, rows: np.ndarray, wanted: dict[str, str]
+    ) -> tuple[dict[str, tuple], np.ndarray]:
+        """:meth:`ColumnDecoder.decode` of the bodies (past the header) of the values at ``rows``."""
+        starts = self.starts[rows]
+        return decoder.decode_spans(self.raw, starts + HEADER_BYTES, starts + self.lengths[rows], wanted)
 
 
 def wire(schema_id: int, body: bytes) -> bytes:

@@ -336,6 +336,33 @@ _AVRO_KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class _AvroPlan:
+    """What one contract reads from one writer schema, worked out once (it cost ~0.3 ms a batch)."""
+
+    problem: str | None  # why the schema cannot give us the contract's fields, None when it can
+    wanted: dict[str, str]  # producer field -> number | integer | string, of the fields the schema has
+    features: tuple[str, ...]  # the producer's names of FEATURES, in order
+    others: tuple[tuple[str, str], ...]  # (producer's name, ours) of the other fields the schema has
+    id_field: str | None  # the producer's name of the id when the body holds it (then required)
+
+
+@functools.lru_cache(maxsize=64)
+def _avro_plan(decoder: Any, contract: MessageContract) -> _AvroPlan:
+    from fraud_ml.streaming import avro
+
+    ours = {contract.name(f): f for f in contract.body_fields}
+    required = {ID_COL, *FEATURES} & set(contract.body_fields)
+    needed = {theirs: (_AVRO_KINDS[f], f in required) for theirs, f in ours.items()}
+    return _AvroPlan(
+        problem=avro.incompatibility(decoder, needed),
+        wanted={theirs: _AVRO_KINDS[f] for theirs, f in ours.items() if theirs in decoder.fields},
+        features=tuple(contract.names(FEATURES)),
+        others=tuple((t, f) for t, f in ours.items() if f not in _FEATURE_INDEX and t in decoder.fields),
+        id_field=contract.name(ID_COL) if ID_COL in required else None,
+    )
+
+
 def _avro_rows(
     values: Sequence[Optional[bytes]], limits: ValidationLimits, contract: MessageContract
 ) -> tuple[list, np.ndarray, dict[str, np.ndarray], np.ndarray]:
@@ -348,7 +375,8 @@ def _avro_rows(
     features = np.full((n, len(FEATURES)), np.nan)
     columns = {name: np.full(n, None, dtype=object) for name in (ID_COL, *OPTIONAL_FIELDS)}
     decoded = np.zeros(n, dtype=bool)
-    schema_ids, lengths = avro.wire_ids(values)
+    batch = avro.WireBatch.of(values)
+    schema_ids, lengths = batch.schema_ids, batch.lengths
     oversized = lengths > limits.max_message_bytes
     for i in np.flatnonzero((lengths == 0) | oversized | (schema_ids < 0)):
         if not lengths[i]:
@@ -358,44 +386,38 @@ def _avro_rows(
         else:
             reasons[i] = "not Avro: no Confluent wire-format header (magic byte 0, schema id)"
     pending = (lengths > 0) & ~oversized & (schema_ids >= 0)
-    ours = {contract.name(f): f for f in contract.body_fields}
-    required = {ID_COL, *FEATURES} & set(contract.body_fields)
-    needed = {theirs: (_AVRO_KINDS[f], f in required) for theirs, f in ours.items()}
     book = avro.schema_book(contract.avro)
     for schema_id in np.unique(schema_ids[pending]).tolist():
         rows = np.flatnonzero(pending & (schema_ids == schema_id))
         decoder = book.decoder(schema_id)
-        problem = decoder if isinstance(decoder, str) else avro.incompatibility(decoder, needed)
+        plan = None if isinstance(decoder, str) else _avro_plan(decoder, contract)
+        problem = decoder if plan is None else plan.problem
         if problem is not None:
-            for i in rows:
+            for i in rows.tolist():
                 reasons[i] = problem
             continue
-        wanted = {theirs: _AVRO_KINDS[f] for theirs, f in ours.items() if theirs in decoder.fields}
-        out, why = decoder.decode([values[i] for i in rows], wanted, skip=avro.HEADER_BYTES)
-        for j in np.flatnonzero(why != None):  # noqa: E711 - elementwise over an object array
+        out, why = batch.decode(decoder, rows, plan.wanted)
+        good = np.equal(why, None)
+        for j in np.flatnonzero(~good).tolist():
             reasons[rows[j]] = f"undecodable Avro body (schema id {schema_id}): {why[j]}"
-        good = why == None  # noqa: E711
-        for theirs, f in ours.items():
-            if theirs not in out:
-                continue
-            got, present = out[theirs]
-            if f in _FEATURE_INDEX:
-                features[rows[good & present], _FEATURE_INDEX[f]] = got[good & present]
-            else:
-                columns[f][rows[good & present]] = got[good & present].tolist()
-        no_id = (
-            np.array([not v for v in columns[ID_COL][rows]], dtype=bool)
-            if ID_COL in required
-            else np.zeros(len(rows), dtype=bool)
-        )
-        absent = ~np.column_stack([out[contract.name(c)][1] for c in FEATURES])
-        for j in np.flatnonzero(good & no_id):
-            reasons[rows[j]] = f"missing field: {contract.name(ID_COL)}"
+        got = np.column_stack([out[name][0] for name in plan.features])
+        absent = ~np.column_stack([out[name][1] for name in plan.features])
+        for theirs, f in plan.others:
+            column, present = out[theirs]
+            columns[f][rows[good & present]] = column[good & present].tolist()
+        if plan.id_field is None:
+            no_id = np.zeros(len(rows), dtype=bool)
+        else:
+            column, present = out[plan.id_field]
+            no_id = ~present | (column == "")
+        for j in np.flatnonzero(good & no_id).tolist():
+            reasons[rows[j]] = f"missing field: {plan.id_field}"
         gaps = good & ~no_id & absent.any(axis=1)
-        for j, text in zip(np.flatnonzero(gaps), _names(absent[gaps], contract.names(FEATURES))):
+        for j, text in zip(np.flatnonzero(gaps).tolist(), _names(absent[gaps], plan.features)):
             reasons[rows[j]] = "missing or null field: " + text
-        decoded[rows[good & ~no_id & ~gaps]] = True
-    features[~decoded] = np.nan
+        fine = good & ~no_id & ~gaps
+        features[rows[fine]] = got[fine]
+        decoded[rows[fine]] = True
     return reasons, features, columns, decoded
 
 
