@@ -1,4 +1,5 @@
-"""fraud_ml.ops.resources: a process tree's summed RSS counts shared pages per process, PSS once."""
+"""fraud_ml.ops.resources: a process tree's summed RSS counts shared pages per process, PSS once, and a
+child in its parent's address space not at all."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import subprocess
 import sys
 import time
 
-from fraud_ml.ops.resources import ProcessTree, TreeSampler
+import psutil
+
+from fraud_ml.ops import resources
+from fraud_ml.ops.resources import ProcessTree, TreeSampler, shares_address_space
 
 # A child that maps 200 MiB, touches it, then forks: parent and child share those pages.
 FORKING_CHILD = """
@@ -53,3 +57,31 @@ def test_a_cheap_sample_reads_rss_and_cpu_but_not_pss():
     full, cheap = tree.sample(), tree.sample(pss=False)
     assert cheap.pss_mib is None and full.pss_mib > 0
     assert cheap.rss_mib > 0 and abs(cheap.rss_mib - full.rss_mib) < 50
+
+
+def test_kcmp_tells_one_address_space_from_a_forked_copy():
+    proc = subprocess.Popen([sys.executable, "-c", FORKING_CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "forked"
+        (child,) = psutil.Process(proc.pid).children()
+        assert shares_address_space(proc.pid, proc.pid) is True
+        assert shares_address_space(child.pid, proc.pid) is False  # fork: a copy, counted on its own
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_child_in_its_parents_address_space_is_not_counted_again(monkeypatch):
+    """What a spawned child shows before it execs (CLONE_VM): its parent's pages, so it adds nothing."""
+    proc = subprocess.Popen([sys.executable, "-c", FORKING_CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "forked"
+        (child,) = psutil.Process(proc.pid).children()
+        monkeypatch.setattr(resources, "shares_address_space", lambda pid, other: pid == child.pid)
+        sample = ProcessTree(proc.pid).sample()
+        name = os.path.basename(sys.executable)
+        assert sample.by_role[name] == {"n": 0, "rss_mib": 0.0, "pss_mib": 0.0, "shared_vm": 1}
+        assert sample.rss_mib == sample.by_role["driver"]["rss_mib"] and 200 < sample.rss_mib < 400
+    finally:
+        proc.kill()
+        proc.wait()
