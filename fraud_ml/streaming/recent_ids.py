@@ -16,10 +16,34 @@ with its raw bytes, not be lost.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def map_large_allocations(threshold_bytes: int) -> bool:
+    """Have glibc serve allocations of ``threshold_bytes`` or more by ``mmap`` and unmap them when freed.
+
+    glibc's default threshold starts at 128 KiB and rises to each large block freed, up to
+    32 MiB, after which the merges' arrays (an hour of ids at 1,000 tx/s: 29 MB each) come
+    from the heap and their freed peaks stay resident. Simulated 60 minutes at 1,000 tx/s,
+    batches of 250: the driver's RSS grew by 284 MiB by default, by 95 MiB (the data
+    itself) with a fixed 1 MiB threshold. Returns False where the C library has no
+    ``mallopt`` (not glibc), leaving the allocator as it is.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        log.info("no mallopt in this C library: large freed arrays stay with the allocator")
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
 
 
 def hash_ids(ids) -> np.ndarray:

@@ -22,7 +22,7 @@ from fraud_ml.io.delta import BatchTag, Maintenance, StreamTable
 from fraud_ml.schema import ID_COL
 from fraud_ml.streaming.batch_scoring import Scoring
 from fraud_ml.streaming.lease import StreamLease
-from fraud_ml.streaming.recent_ids import RecentIds
+from fraud_ml.streaming.recent_ids import RecentIds, map_large_allocations
 from fraud_ml.streaming.routing import (
     BATCH_METRICS_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -95,6 +95,8 @@ class MicroBatchWriter:
         self.deduplicate = cfg.get("stream.deduplicate")
         self.lookback_ms = int(float(cfg.get("stream.dedupe_lookback_minutes")) * 60_000)
         self.recent = RecentIds() if self.deduplicate and self.lookback_ms > 0 else None
+        if self.recent is not None:
+            map_large_allocations(int(cfg.get("stream.driver_mmap_threshold_kib")) * 1024)
         self.accounted_rows = 0  # scored + quarantined rows of the batches this writer completed
         self.query_id: str | None = None
         self.lease: StreamLease | None = None
