@@ -76,22 +76,19 @@ def encode_messages(
     ``DataFrame.to_json``, or Avro in the wire format of ``writer`` when the contract's format is avro.
     The key is the transaction id whatever the contract."""
     ids = chunk[ID_COL].astype(str).to_numpy()
-    body = pd.DataFrame({ID_COL: ids})
-    body[MESSAGE_EVENT_TIME] = np.int64(event_time_ms)
-    for col in FEATURES:
-        body[col] = chunk[col].to_numpy(dtype=np.float64)
+    columns = {ID_COL: ids, MESSAGE_EVENT_TIME: np.full(len(chunk), event_time_ms, np.int64)}
+    columns.update(zip(FEATURES, chunk[list(FEATURES)].to_numpy(dtype=np.float64).T))
     if LABEL in chunk.columns:
-        body[MESSAGE_LABEL] = chunk[LABEL].astype("Int64").to_numpy()
+        columns[MESSAGE_LABEL] = chunk[LABEL].astype("Int64").array
     if SOURCE_COL in chunk.columns:
-        body[SOURCE_COL] = chunk[SOURCE_COL].astype(str).to_numpy()
-    body = body[[c for c in body.columns if c in contract.body_fields]]
+        columns[SOURCE_COL] = chunk[SOURCE_COL].astype(str).to_numpy()
+    body = pd.DataFrame({c: v for c, v in columns.items() if c in contract.body_fields})
     body.columns = contract.names(list(body.columns))
     keys = [k.encode() for k in ids]
     if contract.format == "avro":
         if writer is None:
             raise ValueError("the contract's format is avro: pass the AvroWriter to encode with")
-        records = body.astype(object).where(body.notna(), None).to_dict("records")
-        return keys, writer.encode(records)
+        return keys, writer.encode_frame(body)
     values = body.to_json(orient="records", lines=True, double_precision=15).splitlines()
     return keys, [v.encode() for v in values]
 
