@@ -68,25 +68,29 @@ class ProcessTree:
         """What a process of a job's tree is: ``driver`` (the root), ``jvm``, ``python-daemon`` and
         ``python-worker`` (PySpark's worker daemon and the workers it forks), else its program name.
 
-        A child the JVM spawned that has not exec'd yet still runs java, so it counts as ``jvm``.
+        A child the JVM spawned that has not exec'd yet still runs java, so it counts as ``jvm``. Only
+        the driver's and PySpark's roles are kept per pid: any other process may still exec (the JVM
+        starts as the ``bash`` of ``spark-submit``), so its program is read again at each sample.
         """
-        if proc.pid not in self._roles:
-            try:
-                cmd = proc.cmdline()
-                program = os.path.basename(cmd[0]) if cmd else proc.name()
-                if proc.pid == self.root.pid:
-                    role = "driver"
-                elif program == "java":
-                    role = "jvm"
-                elif "pyspark.daemon" in cmd:
-                    parent = proc.parent()
-                    role = "python-worker" if parent and "pyspark.daemon" in parent.cmdline() else "python-daemon"
-                else:
-                    role = program
-            except psutil.Error:
-                role = "gone"
+        if proc.pid in self._roles:
+            return self._roles[proc.pid]
+        try:
+            cmd = proc.cmdline()
+            program = os.path.basename(cmd[0]) if cmd else proc.name()
+            if proc.pid == self.root.pid:
+                role = "driver"
+            elif program == "java":
+                role = "jvm"
+            elif "pyspark.daemon" in cmd:
+                parent = proc.parent()
+                role = "python-worker" if parent and "pyspark.daemon" in parent.cmdline() else "python-daemon"
+            else:
+                role = program
+        except psutil.Error:
+            return "gone"
+        if role in ("driver", "python-worker", "python-daemon"):
             self._roles[proc.pid] = role
-        return self._roles[proc.pid]
+        return role
 
     def sample(self, pss: bool = True) -> TreeSample | None:
         """The tree now, or None once its root is gone; without ``pss`` only the cheap readings.

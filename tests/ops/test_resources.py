@@ -85,3 +85,22 @@ def test_a_child_in_its_parents_address_space_is_not_counted_again(monkeypatch):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_process_that_execs_gets_the_role_of_its_new_program():
+    # spark-submit is a bash script that execs java: the JVM must not stay "bash"
+    child = subprocess.Popen(["bash", "-c", "read _; exec sleep 30"], stdin=subprocess.PIPE, text=True)
+    try:
+        tree = ProcessTree(os.getpid())
+        deadline = time.monotonic() + 10
+        while tree.role(psutil.Process(child.pid)) != "bash" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tree.role(psutil.Process(child.pid)) == "bash"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        while tree.role(psutil.Process(child.pid)) != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tree.role(psutil.Process(child.pid)) == "sleep"
+    finally:
+        child.kill()
+        child.wait()
