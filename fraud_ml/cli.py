@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 from typing import Callable, TypeVar
 
@@ -32,6 +33,16 @@ def one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
     return first[:500]
+
+
+def interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so a job that owns child processes (a broker, a stream, a
+    browser) runs its cleanup when it is terminated, as on Ctrl-C, instead of leaving them running."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def run_job(

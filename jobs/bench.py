@@ -13,7 +13,7 @@ latency_p99_ms, offered_tps, mode, ...). Tune with --set, e.g.
 
 import sys
 
-from fraud_ml.cli import job_parser, options_from_args, run_job
+from fraud_ml.cli import interrupt_on_sigterm, job_parser, options_from_args, run_job
 from fraud_ml.ops.bench import (
     MODES,
     BenchOptions,
@@ -27,6 +27,7 @@ from fraud_ml.ops.bench_lines import LINES
 
 
 def main(args, cfg) -> int:
+    interrupt_on_sigterm()  # a terminated run still stops its broker, stream and other children
     lines = tuple(args.lines.split(",")) if args.lines else BenchOptions.lines
     with scratch_workdir(args.workdir, cfg):
         result = run_benchmark(cfg, options_from_args(BenchOptions, args, lines=lines))

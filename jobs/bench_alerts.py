@@ -14,7 +14,7 @@ import time
 from functools import cache
 from pathlib import Path
 
-from fraud_ml.cli import job_parser, options_from_args, run_job
+from fraud_ml.cli import interrupt_on_sigterm, job_parser, options_from_args, run_job
 from fraud_ml.ops.bench import (
     add_scratch_arguments,
     child_conf_args,
@@ -46,6 +46,7 @@ def bench_overrides(workdir: str | None, use_running_broker: bool, user: tuple[s
 
 
 def main(args, cfg) -> int:
+    interrupt_on_sigterm()  # a terminated run still stops its broker, stream and other children
     with scratch_workdir(args.workdir, cfg) as workdir, scratch_broker(cfg) as cfg:
         overrides = bench_overrides(args.workdir, args.use_running_broker, tuple(args.overrides))
         conf_args = child_conf_args(args.conf, overrides, cfg)

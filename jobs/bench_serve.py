@@ -11,12 +11,13 @@ in-process. The last line printed is one JSON object (``mode: "serve"``). Never 
 import json
 import sys
 
-from fraud_ml.cli import job_parser, options_from_args, run_job
+from fraud_ml.cli import interrupt_on_sigterm, job_parser, options_from_args, run_job
 from fraud_ml.ops.bench import scratch_overrides, scratch_workdir
 from fraud_ml.ops.bench_serve import ServeBenchOptions, run_bench_serve
 
 
 def main(args, cfg) -> int:
+    interrupt_on_sigterm()  # a terminated run still stops its broker, stream and other children
     with scratch_workdir(args.workdir, cfg):
         result = run_bench_serve(cfg, options_from_args(ServeBenchOptions, args))
     print(json.dumps(result, default=str), flush=True)

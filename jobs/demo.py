@@ -13,19 +13,14 @@ prints the summary and exits 0, stopping everything it started.
 """
 
 import os
-import signal
 import sys
 
-from fraud_ml.cli import job_parser, run_job
+from fraud_ml.cli import interrupt_on_sigterm, job_parser, run_job
 from fraud_ml.ops.demo import DemoOptions, run_demo
 
 
-def _stop_on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt  # run the demo's cleanup: stream, Spark, dashboard, broker
-
-
 def main(args, cfg) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    interrupt_on_sigterm()  # run the demo's cleanup: stream, Spark, dashboard, broker
     dashboard = not args.no_dashboard and os.environ.get("DASHBOARD", "1") not in ("0", "false", "no")
     overrides = list(args.overrides) + ([f"data.input={args.input}"] if args.input else [])
     options = DemoOptions.from_config(cfg, dashboard=dashboard, alerts=args.alerts)

@@ -12,7 +12,7 @@ import json
 import sys
 from functools import cache
 
-from fraud_ml.cli import job_parser, options_from_args, run_job
+from fraud_ml.cli import interrupt_on_sigterm, job_parser, options_from_args, run_job
 from fraud_ml.ops.bench import (
     add_scratch_arguments,
     child_conf_args,
@@ -30,6 +30,7 @@ def soak_overrides(workdir: str | None, use_running_broker: bool, user: tuple[st
 
 
 def main(args, cfg) -> int:
+    interrupt_on_sigterm()  # a terminated run still stops its broker, stream and other children
     with scratch_workdir(args.workdir, cfg) as workdir, scratch_broker(cfg) as cfg:
         overrides = soak_overrides(args.workdir, args.use_running_broker, tuple(args.overrides))
         conf_args = child_conf_args(args.conf, overrides, cfg)

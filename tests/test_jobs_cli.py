@@ -102,3 +102,28 @@ def test_serve_without_a_champion_says_so(tmp_path):
 def test_serve_refuses_bad_settings_in_one_line(setting, message):
     code, err = run_job("jobs/serve.py", "--set", setting)
     assert code == 2 and err[-1] == message
+
+
+TERMINATED_JOB = """
+import time
+from fraud_ml.cli import interrupt_on_sigterm
+interrupt_on_sigterm()
+try:
+    print("ready", flush=True)
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+finally:
+    print("cleaned up", flush=True)
+"""
+
+
+def test_a_terminated_job_runs_its_cleanup():
+    proc = subprocess.Popen([sys.executable, "-c", TERMINATED_JOB], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert out.split() == ["interrupted", "cleaned", "up"]
