@@ -72,9 +72,9 @@ def _varints(values: np.ndarray) -> _Runs:
     return _Runs(matrix[keep], lengths.astype(np.int64))
 
 
-def _masked(runs: _Runs, present: np.ndarray, width: int) -> _Runs:
-    """Fixed-width runs (``width`` bytes a row) kept only at ``present`` rows."""
-    return _Runs(runs.data.reshape(-1, width)[present].ravel(), np.where(present, width, 0).astype(np.int64))
+def _masked(matrix: np.ndarray, present: np.ndarray) -> _Runs:
+    """The rows of a fixed-width (n, width) byte matrix, kept only at ``present`` rows."""
+    return _Runs(matrix[present].ravel(), np.where(present, matrix.shape[1], 0).astype(np.int64))
 
 
 def _value_runs(kind: str, column: pd.Series, present: np.ndarray) -> list[_Runs] | None:
@@ -90,8 +90,7 @@ def _value_runs(kind: str, column: pd.Series, present: np.ndarray) -> list[_Runs
         if kind == "float" and (np.abs(wide[np.isfinite(wide)]) > np.finfo(np.float32).max).any():
             return None  # past float32's range: fastavro decides (inf or an error)
         values = wide.astype(_FIXED[kind])
-        width = values.itemsize
-        return [_masked(_Runs.of_matrix(values.view(np.uint8).reshape(n, width)), present, width)]
+        return [_masked(values.view(np.uint8).reshape(n, values.itemsize), present)]
     if kind in _INTEGERS:
         if not pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             return None
@@ -133,11 +132,11 @@ def _field_runs(field: dict, frame: pd.DataFrame) -> list[_Runs] | None:
         return None
     kind, value_branch, null_branch = plan
     n = len(frame)
-    if field["name"] not in frame.columns and kind == "null":
-        column, present = pd.Series([None] * n, dtype=object), np.zeros(n, dtype=bool)
-    elif field["name"] not in frame.columns:
-        if value_branch is None or null_branch != 0 or "default" not in field or field["default"] is not None:
-            return None  # fastavro writes the default or refuses: let it
+    if field["name"] not in frame.columns:
+        defaults_to_null = "default" in field and field["default"] is None
+        null_by_default = value_branch is not None and null_branch == 0 and defaults_to_null
+        if kind != "null" and not null_by_default:
+            return None  # fastavro writes another default or refuses: let it
         column, present = pd.Series([None] * n, dtype=object), np.zeros(n, dtype=bool)
     else:
         column = frame[field["name"]]
