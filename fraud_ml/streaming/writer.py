@@ -80,6 +80,15 @@ def lease_folder(cfg: Config) -> str:
     return str(Path(root.removeprefix("file://")) / "_stream_leases")
 
 
+def driver_mmap_threshold_bytes(cfg: Config) -> int:
+    """``stream.driver_mmap_threshold_kib`` in bytes; ConfigError unless it is at least 1 KiB (glibc
+    takes any value: 0 would map every allocation, a negative one turn mapping off)."""
+    kib = cfg.get("stream.driver_mmap_threshold_kib")
+    if isinstance(kib, bool) or not isinstance(kib, int) or kib < 1:
+        raise ConfigError(f"stream.driver_mmap_threshold_kib must be a whole number of KiB >= 1, got {kib!r}")
+    return kib * 1024
+
+
 class MicroBatchWriter:
     """The ``foreachBatch`` function: score one micro-batch and append it exactly once."""
 
@@ -96,7 +105,7 @@ class MicroBatchWriter:
         self.lookback_ms = int(float(cfg.get("stream.dedupe_lookback_minutes")) * 60_000)
         self.recent = RecentIds() if self.deduplicate and self.lookback_ms > 0 else None
         if self.recent is not None:
-            map_large_allocations(int(cfg.get("stream.driver_mmap_threshold_kib")) * 1024)
+            map_large_allocations(driver_mmap_threshold_bytes(cfg))
         self.accounted_rows = 0  # scored + quarantined rows of the batches this writer completed
         self.query_id: str | None = None
         self.lease: StreamLease | None = None

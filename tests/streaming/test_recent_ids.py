@@ -104,3 +104,14 @@ def test_mapped_allocations_give_freed_peaks_back_to_the_os():
 
     assert retained_mib("default") > 200  # the heap keeps the freed arrays: what the soak's driver saw
     assert retained_mib("mapped") < 20
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "true"])
+def test_an_mmap_threshold_below_one_kib_is_one_clear_config_error(value):
+    from fraud_ml.config import load_config
+    from fraud_ml.errors import ConfigError
+    from fraud_ml.streaming.writer import driver_mmap_threshold_bytes
+
+    assert driver_mmap_threshold_bytes(load_config(env={})) == 1 << 20
+    with pytest.raises(ConfigError, match="driver_mmap_threshold_kib"):
+        driver_mmap_threshold_bytes(load_config(overrides=[f"stream.driver_mmap_threshold_kib={value}"], env={}))
