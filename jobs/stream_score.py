@@ -12,12 +12,13 @@ import sys
 from fraud_ml.cli import job_parser, run_job
 from fraud_ml.io.kafka import ensure_topic
 from fraud_ml.io.spark import build_spark
-from fraud_ml.streaming.query import run_stream
+from fraud_ml.streaming.query import run_stream, stream_config
 
 
 def main(args, cfg) -> int:
     # The Kafka source fails on a missing topic: create it the way the producer would.
     ensure_topic(cfg)
+    cfg = stream_config(cfg)
     run_stream(
         build_spark(cfg, "fraud-ml-stream"), cfg, available_now=args.available_now or None, timeout_s=args.timeout
     )

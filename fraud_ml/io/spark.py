@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from pyspark.sql import SparkSession
 
 from fraud_ml.config import Config
+from fraud_ml.errors import ConfigError
 from fraud_ml.local.jars import spark_jars
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,18 @@ DELTA_CONF = {
     # otherwise piles up; the duplicate check reads the recent files of `predictions`).
     "spark.databricks.delta.autoCompact.enabled": "true",
 }
+
+
+# A JVM memory size as spark-submit takes it: a whole number, MiB without a unit.
+MEMORY_SIZE = re.compile(r"[1-9][0-9]*[kmgtKMGT]?")
+
+
+def memory_size(cfg: Config, key: str) -> str:
+    """``cfg[key]`` checked as a JVM memory size ("768m", "2g"): one ConfigError line, not a JVM that fails to start."""
+    value = cfg.get(key)
+    if not isinstance(value, str) or not MEMORY_SIZE.fullmatch(value):
+        raise ConfigError(f"{key} must be a memory size such as 768m or 2g, got {value!r}")
+    return value
 
 
 def spark_conf(cfg: Config, app_name: str | None = None) -> dict[str, str]:
@@ -61,7 +75,9 @@ def build_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
     if not under_submit:
         if cfg.get("spark.bind_address"):  # read by the JVM we start: the driver and the Spark UI bind to it
             os.environ.setdefault("SPARK_LOCAL_IP", cfg.get("spark.bind_address"))
-        builder = builder.master(cfg.get("spark.master")).config("spark.driver.memory", cfg.get("spark.driver_memory"))
+        builder = builder.master(cfg.get("spark.master")).config(
+            "spark.driver.memory", memory_size(cfg, "spark.driver_memory")
+        )
         builder = builder.config("spark.jars", ",".join(spark_jars(cfg.get("spark.jars_dir"))))
     for key, value in spark_conf(cfg, app_name).items():
         builder = builder.config(key, value)

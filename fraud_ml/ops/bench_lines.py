@@ -64,8 +64,9 @@ def trigger_stages_ms(progress: list[dict]) -> dict[str, float]:
 def stream_line(cfg: Config, expected: int, offered: dict | None, ready) -> dict:
     """The project's stream: capacity over a pre-loaded backlog, or latency under an offered load."""
     from fraud_ml.io.spark import build_spark
-    from fraud_ml.streaming.query import start_stream
+    from fraud_ml.streaming.query import start_stream, stream_config
 
+    cfg = stream_config(cfg)
     spark = build_spark(cfg, "fraud-ml-bench")
     stream = start_stream(spark, cfg, available_now=False)
     measure_from = ready()

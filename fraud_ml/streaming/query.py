@@ -59,6 +59,13 @@ class ScoringStream:
         return self.query.awaitTermination(timeout_s)
 
 
+def stream_config(cfg: Config) -> Config:
+    """``cfg`` as the stream's driver runs it: its JVM heap is ``stream.driver_memory``."""
+    from fraud_ml.io.spark import memory_size
+
+    return cfg.with_overrides([f"spark.driver_memory={memory_size(cfg, 'stream.driver_memory')}"], env={})
+
+
 def start_stream(spark, cfg: Config, available_now: bool | None = None) -> ScoringStream:
     """Resolve the champion, warm the Python workers up, start the query and bind its writer."""
     check_reachable(cfg.get("kafka.bootstrap_servers"), cfg.kafka_client_options())

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 # The stream as its own driver process (kill -9 takes it whole): small, fast triggers.
-DRIVER_PROCESS = ("stream.trigger_interval=200 milliseconds", "spark.master=local[2]", "spark.driver_memory=1g")
+DRIVER_PROCESS = ("stream.trigger_interval=200 milliseconds", "spark.master=local[2]", "stream.driver_memory=1g")
 
 
 def _cli_overrides(cfg) -> list[str]:
@@ -48,7 +48,7 @@ def _cli_overrides(cfg) -> list[str]:
         "stream.max_offsets_per_trigger",
         "stream.trigger_interval",
         "spark.master",
-        "spark.driver_memory",
+        "stream.driver_memory",
         "spark.shuffle_partitions",
     ]
     args = []
@@ -204,7 +204,7 @@ def test_broker_lost_mid_stream(registered_champion, make_config, new_broker, ch
             "stream.max_offsets_per_trigger=400",
             "stream.trigger_interval=500 milliseconds",
             "spark.master=local[2]",
-            "spark.driver_memory=1g",
+            "stream.driver_memory=1g",
         )
         create_topic(broker.bootstrap_servers, "eo-broker", 2)
         frame = replay_frame(champion_test_split, 1600)
@@ -239,7 +239,7 @@ def test_a_deleted_checkpoint_never_skips_new_transactions(
 ):
     topic = "eo-new-checkpoint"
     cfg = topic_config(
-        topic, 2, "stream.max_offsets_per_trigger=200", "spark.master=local[2]", "spark.driver_memory=1g"
+        topic, 2, "stream.max_offsets_per_trigger=200", "spark.master=local[2]", "stream.driver_memory=1g"
     )
     frame = replay_frame(champion_test_split, 900)
     old, new = frame.iloc[:500], frame.iloc[500:]
