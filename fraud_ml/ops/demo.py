@@ -27,7 +27,7 @@ from fraud_ml.io.spark import build_spark
 from fraud_ml.local.jars import resolve as resolve_jars
 from fraud_ml.local.kafka_broker import LocalKafkaBroker
 from fraud_ml.monitoring.alerts_feed import alert_latency, read_recent_alerts
-from fraud_ml.ops.dashboard import dashboard_command
+from fraud_ml.ops.dashboard import dashboard_command, dashboard_niceness, lowered_priority
 from fraud_ml.ops.report import RunSummary, summarize
 from fraud_ml.ops.waiting import wait_until
 from fraud_ml.streaming.producer import replay, replay_frame
@@ -139,9 +139,12 @@ def start_dashboard(cfg: Config, conf_path: str | None, overrides: list[str]) ->
         "60",
         *_config_args(conf_path, overrides),
     ]
+    nicer = lowered_priority(dashboard_niceness(cfg))
     return [
-        subprocess.Popen(dashboard_command(cfg, _config_args(conf_path, overrides)), cwd=PROJECT_ROOT),
-        subprocess.Popen(drift, cwd=PROJECT_ROOT),
+        subprocess.Popen(
+            dashboard_command(cfg, _config_args(conf_path, overrides)), cwd=PROJECT_ROOT, preexec_fn=nicer
+        ),
+        subprocess.Popen(drift, cwd=PROJECT_ROOT, preexec_fn=nicer),
     ]
 
 

@@ -166,14 +166,17 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def start_job(script: str, conf_args: list[str], *extra: str, log_path: Path) -> subprocess.Popen:
+def start_job(script: str, conf_args: list[str], *extra: str, log_path: Path, niceness: int = 0) -> subprocess.Popen:
     """``jobs/<script>`` in a child process with the given config arguments, its output to ``log_path``."""
+    from fraud_ml.ops.dashboard import lowered_priority
+
     with open(log_path, "wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "jobs" / script), *conf_args, *extra],
             cwd=PROJECT_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=lowered_priority(niceness),
         )
 
 
@@ -182,7 +185,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
     from fraud_ml.io.kafka import ensure_topic
     from fraud_ml.local.browser import Chromium, ensure_chromium, stop_process
     from fraud_ml.ops.bench import bench_frame, train_bench_model
-    from fraud_ml.ops.dashboard import StreamlitServer
+    from fraud_ml.ops.dashboard import StreamlitServer, dashboard_niceness
     from fraud_ml.ops.waiting import wait_until
     from fraud_ml.streaming.producer import replay
 
@@ -218,11 +221,18 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         producer.start()
         started = pd.Timestamp.now(tz="UTC")
         with (
-            StreamlitServer({}, logs / "dashboard.log", conf_args) as dashboard,
+            StreamlitServer({}, logs / "dashboard.log", conf_args, niceness=dashboard_niceness(cfg)) as dashboard,
             Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser,
         ):
             browser.navigate(dashboard.url)
-            drift = start_job("drift.py", conf_args, "--every", str(options.drift_every_s), log_path=logs / "drift.log")
+            drift = start_job(
+                "drift.py",
+                conf_args,
+                "--every",
+                str(options.drift_every_s),
+                log_path=logs / "drift.log",
+                niceness=dashboard_niceness(cfg),
+            )
             trees = {
                 name: ProcessTree(p.pid)
                 for name, p in (
