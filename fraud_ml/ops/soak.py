@@ -220,8 +220,9 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         )
         producer.start()
         started = pd.Timestamp.now(tz="UTC")
+        monitor_niceness = dashboard_niceness(cfg)
         with (
-            StreamlitServer({}, logs / "dashboard.log", conf_args, niceness=dashboard_niceness(cfg)) as dashboard,
+            StreamlitServer({}, logs / "dashboard.log", conf_args, niceness=monitor_niceness) as dashboard,
             Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser,
         ):
             browser.navigate(dashboard.url)
@@ -231,7 +232,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
                 "--every",
                 str(options.drift_every_s),
                 log_path=logs / "drift.log",
-                niceness=dashboard_niceness(cfg),
+                niceness=monitor_niceness,
             )
             trees = {
                 name: ProcessTree(p.pid)
