@@ -192,6 +192,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
     chromium, why_not = ensure_chromium()
     if chromium is None:
         raise RuntimeError(f"the soak keeps the dashboard open in headless Chromium: {why_not}")
+    monitor_niceness = dashboard_niceness(cfg)  # a bad value fails here, before anything starts
     ensure_topic(cfg)
     train_bench_model(cfg, options.trees)
     write_reference_split(cfg)
@@ -220,7 +221,6 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         )
         producer.start()
         started = pd.Timestamp.now(tz="UTC")
-        monitor_niceness = dashboard_niceness(cfg)
         with (
             StreamlitServer({}, logs / "dashboard.log", conf_args, niceness=monitor_niceness) as dashboard,
             Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser,
