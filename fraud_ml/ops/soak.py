@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 SOAK_TABLES = ("predictions", "quarantine", "batch_metrics", "drift")
 # The producer stands for the card network and the browser for an analyst's laptop: neither runs
-# on a scoring host, so here they take only the CPU the stream, dashboard and drift job leave.
+# on a scoring host, so here they take only the CPU the stream, dashboard and drift job leave
+# (the producer at nice 19; the browser in the idle scheduling class, fraud_ml.local.browser).
 LOAD_NICENESS = 19
 
 
@@ -223,7 +224,7 @@ def run_soak(cfg: Config, options: SoakOptions, conf_args: list[str], workdir: P
         started = pd.Timestamp.now(tz="UTC")
         with (
             StreamlitServer({}, logs / "dashboard.log", conf_args, niceness=monitor_niceness) as dashboard,
-            Chromium(chromium, workdir / "chromium", niceness=LOAD_NICENESS) as browser,
+            Chromium(chromium, workdir / "chromium", background=True) as browser,
         ):
             browser.navigate(dashboard.url)
             drift = start_job(
