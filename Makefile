@@ -25,11 +25,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv install: $(VENV)/.installed  ## create the virtualenv and install the package with all extras
 
-var/jars/.resolved: spark/pom.xml | $(VENV)/.installed
+var/jars/.resolved: spark/pom.xml spark/udf/pom.xml $(shell find spark/udf/src -name '*.java') | $(VENV)/.installed
 	$(PY) -m fraud_ml.local.jars resolve
 	touch $@
 
-jars: var/jars/.resolved  ## resolve Kafka, Spark-Kafka and Delta jars with Maven (offline afterwards)
+jars: var/jars/.resolved  ## resolve Kafka, Spark-Kafka and Delta jars with Maven, build spark/udf (offline afterwards)
 
 browser:  ## headless Chromium for the dashboard browser test (Debian package; no-op when present)
 	bash scripts/install_browser.sh

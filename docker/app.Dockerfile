@@ -32,8 +32,9 @@ ENV JAVA_HOME=/usr/lib/jvm/java-17 \
 
 # ---------------------------------------------------------------- build stage
 FROM base AS build
+# The JDK's compiler builds spark/udf (the alerts query's Java functions); the final image keeps the JRE.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends maven \
+ && apt-get install -y --no-install-recommends maven openjdk-17-jdk-headless \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -47,7 +48,9 @@ ARG EXTRAS=dashboard,models
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install -e ".[${EXTRAS}]"
 COPY spark/pom.xml ./spark/pom.xml
-# fraud_ml.local.jars: Maven -Pspark / -Pkafka into /app/var/jars, pruning the jars pyspark ships.
+COPY spark/udf ./spark/udf
+# fraud_ml.local.jars: Maven -Pspark / -Pkafka into /app/var/jars, pruning the jars pyspark ships,
+# then spark/udf compiled into /app/var/jars/spark.
 RUN --mount=type=cache,target=/root/.m2 \
     python -m fraud_ml.local.jars resolve \
  && python -m fraud_ml.local.jars --csv | tr ',' '\n' | wc -l

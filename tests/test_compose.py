@@ -570,6 +570,7 @@ def test_dockerfiles_exist_and_build_what_the_stack_needs(services):
     extras = re.search(r"ARG EXTRAS=(\S+)", app).group(1).split(",")
     assert "dashboard" in extras and set(extras) <= set(setup["options.extras_require"]), extras
     assert "python -m fraud_ml.local.jars resolve" in app, "jars must be resolved at build time"
+    assert "openjdk-17-jdk-headless" in app and "COPY spark/udf ./spark/udf" in app, "spark/udf is built in the image"
     assert "WORKDIR /app" in app and "COPY --from=build /app/var/jars /app/var/jars" in app
     cfg = load_config(CLUSTER_CONF, env={})
     assert cfg.get("spark.jars_dir") == "var/jars/spark", "spark.jars_dir must point at the jars baked into /app"
@@ -579,7 +580,7 @@ def test_dockerfiles_exist_and_build_what_the_stack_needs(services):
     assert "USER app" in app, "the app image must not run as root"
     ignore = (PROJECT_ROOT / "docker" / "app.Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
     assert "**" in ignore, "the app image's build context must be an allow-list"
-    for needed in ("fraud_ml/", "jobs/", "conf/", "dashboard/", "spark/pom.xml", "setup.cfg", "pyproject.toml"):
+    for needed in ("fraud_ml/", "jobs/", "conf/", "dashboard/", "spark/", "setup.cfg", "pyproject.toml"):
         assert f"!{needed}" in ignore, f"{needed} is not sent to the app image build"
 
     mlflow_df = (PROJECT_ROOT / "docker" / "mlflow.Dockerfile").read_text(encoding="utf-8")

@@ -1,12 +1,18 @@
-"""The champion as a Spark SQL expression: its XGBoost trees, prior shift and threshold, no Python.
+"""The champion in the JVM: its XGBoost trees, prior shift and threshold as Spark SQL, no Python.
 
 XGBoost sends a row left at a node when ``float32(x) < split`` (both float32) and a missing
 value (NaN) the node's default way; a tree's output is its leaf value, the margin the sum of all
-trees plus the base margin, the raw score ``sigmoid(margin)``. Each tree becomes a nested
-``CASE WHEN`` over float32 feature columns (features are cast to FLOAT once, missing ones to
-NaN, which Spark orders above every number, so ``x < split`` is false for NaN as in XGBoost);
-leaf values are summed in double. The probability is then the pyfunc's prior shift
-``r p / (r p + 1 - p)`` and the decision ``probability >= threshold``
+trees plus the base margin, the raw score ``sigmoid(margin)``. Two scorers compute the margin
+(``alerts.scorer``):
+
+* ``java``: ``io.fraudml.alerts.BoosterMargin`` (spark/udf, built by ``make jars``), a Spark SQL
+  function holding the trees as arrays, registered in the session under a name derived from
+  the model;
+* ``sql``: each tree a nested ``CASE WHEN`` over float32 feature columns (NaN, which Spark orders
+  above every number, makes ``x < split`` false as in XGBoost), leaf values summed in double.
+
+Features are cast to FLOAT once, missing ones to NaN. The probability is then the pyfunc's
+prior shift ``r p / (r p + 1 - p)`` and the decision ``probability >= threshold``
 (fraud_ml.training.pyfunc_model). Parity with the pyfunc: tests/alerts/test_booster_sql.py.
 """
 
@@ -20,9 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from fraud_ml.errors import ModelFormatError
+from fraud_ml.alerts.jvm_functions import register_java_function
+from fraud_ml.errors import ConfigError, ModelFormatError
 
 SUPPORTED_OBJECTIVE = "binary:logistic"
+SCORERS = ("java", "sql")
+MARGIN_CLASS = "io.fraudml.alerts.BoosterMargin"
+MARGIN_TEXT_HEADER = "booster-margin 1"  # BoosterMargin.MAGIC
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,15 @@ class CompiledChampion:
             terms = [f"({a} + {b})" if b is not None else a for a, b in zip(terms[::2], [*terms[1::2], None])]
         return terms[0]
 
+    def margin_model_text(self) -> str:
+        """The trees as ``BoosterMargin`` reads them: a header, then one line per tree of five
+        comma-separated arrays (left, right, split feature, split condition or leaf value, default left)."""
+        lines = [f"{MARGIN_TEXT_HEADER} {len(self.feature_names)} {len(self.trees)} {float(self.base_margin)!r}"]
+        for tree in self.trees:
+            fields = (tree.left, tree.right, tree.feature, [float(v) for v in tree.split], map(int, tree.default_left))
+            lines.append(";".join(",".join(map(repr, values)) for values in fields))
+        return "\n".join(lines)
+
     def probability_sql(self, raw_score: str) -> str:
         """SQL of the prior-shifted probability of a ``raw_score`` column (the pyfunc's ``prior_shift``)."""
         if self.prior_odds_ratio == 1.0:
@@ -77,22 +96,34 @@ class CompiledChampion:
         return f"CAST({probability} >= {_double(self.threshold)} AS INT)"
 
 
-def score(frame, champion: CompiledChampion):
-    """``frame`` plus ``raw_score``, ``probability`` and ``decision``, computed in the JVM.
+def register_margin_function(spark, champion: CompiledChampion) -> str:
+    """Register the champion's ``BoosterMargin`` in ``spark``'s session; return the function's name."""
+    return register_java_function(spark, MARGIN_CLASS, "fraud_ml_margin", champion.margin_model_text(), "double")
 
-    ``frame`` holds the champion's feature columns (numbers; nulls read as missing). The trees
-    are the elements of one array column and the margin their sum in the next projection: code
-    generation splits an array's elements into a method each, where one sum of 300 nested
-    ``CASE WHEN`` would be a single method over the JVM's 64 KB limit (and run interpreted).
+
+def score(frame, champion: CompiledChampion, scorer: str):
+    """``frame`` plus ``raw_score``, ``probability`` and ``decision``, computed in the JVM by ``scorer``.
+
+    ``frame`` holds the champion's feature columns (numbers; nulls read as missing). With
+    ``sql`` the trees are the elements of one array column and the margin their sum in the next
+    projection: code generation splits an array's elements into a method each, where one sum of
+    300 nested ``CASE WHEN`` would be a single method over the JVM's 64 KB limit.
     """
     from pyspark.sql import functions as F
 
+    if scorer not in SCORERS:
+        raise ConfigError(f"alerts.scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
     inputs = [F.expr(sql).alias(alias) for alias, sql in champion.feature_columns().items()]
     with_inputs = frame.select("*", *inputs)
-    with_leaves = with_inputs.select("*", F.expr("array(" + ", ".join(champion.tree_sql()) + ")").alias("_leaves"))
-    margin = F.expr(champion.margin_sql("`_leaves`"))
-    with_score = with_leaves.withColumn("raw_score", 1.0 / (1.0 + F.exp(-margin))).drop(
-        "_leaves", *champion.feature_columns()
+    if scorer == "java":
+        name = register_margin_function(frame.sparkSession, champion)
+        margin = F.expr(f"{name}(array({', '.join(f'`{c}`' for c in champion.feature_columns())}))")
+        with_margin = with_inputs.withColumn("_margin", margin)
+    else:
+        leaves = F.expr("array(" + ", ".join(champion.tree_sql()) + ")").alias("_leaves")
+        with_margin = with_inputs.select("*", leaves).withColumn("_margin", F.expr(champion.margin_sql("`_leaves`")))
+    with_score = with_margin.withColumn("raw_score", 1.0 / (1.0 + F.exp(-F.col("_margin")))).drop(
+        "_margin", "_leaves", *champion.feature_columns()
     )
     with_probability = with_score.withColumn("probability", F.expr(champion.probability_sql("raw_score")))
     return with_probability.withColumn("decision", F.expr(champion.decision_sql("probability")))

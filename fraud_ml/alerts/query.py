@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fraud_ml.alerts.booster_sql import CompiledChampion, compile_model_dir, score
+from fraud_ml.alerts.booster_sql import SCORERS, CompiledChampion, compile_model_dir, score
 from fraud_ml.alerts.validation_sql import validate
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError
@@ -40,6 +40,8 @@ class AlertsSettings:
     topic: str
     dead_letter_topic: str
     emit: str
+    scorer: str
+    fast_path: bool
     checkpoint_dir: str
     starting_offsets: str
     batch_duration: str
@@ -49,6 +51,8 @@ class AlertsSettings:
         a = cfg.get("alerts")
         if a["emit"] not in EMIT:
             raise ConfigError(f"alerts.emit must be one of {', '.join(EMIT)}, got {a['emit']!r}")
+        if a["scorer"] not in SCORERS:
+            raise ConfigError(f"alerts.scorer must be one of {', '.join(SCORERS)}, got {a['scorer']!r}")
         if a["topic"] == a["dead_letter_topic"] or cfg.get("kafka.topic") in (a["topic"], a["dead_letter_topic"]):
             raise ConfigError("kafka.topic, alerts.topic and alerts.dead_letter_topic must be three different topics")
         contract = MessageContract.from_config(cfg)
@@ -61,10 +65,18 @@ class AlertsSettings:
             topic=a["topic"],
             dead_letter_topic=a["dead_letter_topic"],
             emit=a["emit"],
+            scorer=a["scorer"],
+            fast_path=_flag(a["fast_path"], "alerts.fast_path"),
             checkpoint_dir=str(a["checkpoint_dir"]),
             starting_offsets=a["starting_offsets"],
             batch_duration=a["batch_duration"],
         )
+
+
+def _flag(value, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 def ensure_alerts_topics(cfg: Config) -> None:
@@ -100,7 +112,7 @@ def alert_rows(kafka_rows, champion: CompiledChampion, limits: ValidationLimits,
     """
     from pyspark.sql import functions as F
 
-    scored = score(validate(kafka_rows, limits), champion)
+    scored = score(validate(kafka_rows, limits, settings.fast_path), champion, settings.scorer)
     valid = F.col(REASON).isNull()
     alert = F.to_json(
         F.struct(

@@ -23,12 +23,18 @@ UTF-8 is JSON, so such a message is ``invalid JSON``.
 
 ``event_time`` is bounded above by the record's Kafka timestamp (a real-time batch lasts
 minutes, so its start is no "now"); the Delta stream bounds it by its micro-batch's start.
+
+With ``fast_path`` (``alerts.fast_path``) a Java function (``io.fraudml.alerts.FastMessage``,
+spark/udf) first reads each message in the plain form the producer writes and returns its fields
+when it certainly passes every rule; only the messages it does not take (null) go through the
+rules above, which alone name reasons. It never refuses, so the decisions are those of the rules.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from fraud_ml.alerts.jvm_functions import register_java_function
 from fraud_ml.schema import FEATURES, ID_COL, MESSAGE_EVENT_TIME, MESSAGE_LABEL, PCA_FEATURES, SOURCE_COL
 from fraud_ml.streaming.messages import INVALID_JSON, REASON, ValidationLimits, event_time_ahead_reason
 
@@ -38,6 +44,12 @@ TYPED_FIELDS = [*FEATURES, MESSAGE_EVENT_TIME, MESSAGE_LABEL, ID_COL, SOURCE_COL
 # Needed by try_parse_json to read a repeated key (last value wins) instead of refusing the message;
 # validate() sets it on the frame's session.
 SPARK_CONF = {"spark.sql.variant.allowDuplicateKeys": "true"}
+FAST_PATH_CLASS = "io.fraudml.alerts.FastMessage"
+FAST = "`_fast`"  # the fast path's struct column (null: the rules decide)
+FAST_PATH_DDL = ", ".join(
+    [f"{ID_COL} STRING", f"{SOURCE_COL} STRING", f"{MESSAGE_EVENT_TIME} BIGINT", f"{MESSAGE_LABEL} INT"]
+    + [f"`{f}` DOUBLE" for f in FEATURES]
+)
 
 
 def _quote(text: str) -> str:
@@ -129,6 +141,59 @@ def _finite_tokens(text: str) -> str:
         f"regexp_replace({negative}, {_quote(NON_FINITE_BEFORE + '(?:NaN|Infinity)' + NON_FINITE_AFTER)}, '1e999')"
     )
     return f"CASE WHEN {text} RLIKE {_quote(NON_FINITE_GUARD)} THEN {positive} ELSE {text} END"
+
+
+def fast_path_text(limits: ValidationLimits) -> str:
+    """``FastMessage``'s configuration: the limits and the field names, one ``key=value`` a line."""
+    settings = {
+        "max_message_bytes": limits.max_message_bytes,
+        "max_id_length": limits.max_id_length,
+        "max_source_length": limits.max_source_length,
+        "id_pattern": limits.id_pattern,
+        "source_pattern": limits.source_pattern,
+        "max_time": repr(float(limits.max_time)),
+        "max_amount": repr(float(limits.max_amount)),
+        "max_abs_feature": repr(float(limits.max_abs_feature)),
+        "min_event_time_ms": limits.min_event_time_ms,
+        "max_event_time_ahead_ms": limits.max_event_time_ahead_ms,
+        "features": ",".join(FEATURES),
+        "bounded_features": ",".join(PCA_FEATURES),
+        "time_feature": "Time",
+        "amount_feature": "Amount",
+        "id_field": ID_COL,
+        "source_field": SOURCE_COL,
+        "event_time_field": MESSAGE_EVENT_TIME,
+        "label_field": MESSAGE_LABEL,
+    }
+    if any("\n" in str(v) for v in settings.values()):
+        raise ValueError("a validation limit holds a line break")
+    return "\n".join(f"{k}={v}" for k, v in settings.items())
+
+
+def register_fast_path(spark, limits: ValidationLimits) -> str:
+    """Register ``FastMessage`` for ``limits`` in ``spark``'s session; return the function's name."""
+    return register_java_function(
+        spark, FAST_PATH_CLASS, "fraud_ml_fast_message", fast_path_text(limits), FAST_PATH_DDL
+    )
+
+
+def _when_slow(sql: str) -> str:
+    return f"CASE WHEN {FAST} IS NULL THEN {sql} END"
+
+
+def _fast_or(field: str, cast: str | None, sql: str) -> str:
+    taken = f"{FAST}.`{field}`" if cast is None else f"CAST({FAST}.`{field}` AS {cast})"
+    return f"CASE WHEN {FAST} IS NOT NULL THEN {taken} ELSE {sql} END"
+
+
+def fast_path_columns(limits: ValidationLimits) -> list[dict[str, str]]:
+    """:func:`parsed_columns` behind the fast path: every helper computed only where ``_fast`` is null,
+    the fields taken from ``_fast`` where it is not, and no reason there."""
+    *helpers, fields, reason = parsed_columns(limits)
+    helpers = [{alias: _when_slow(sql) for alias, sql in stage.items()} for stage in helpers]
+    casts = {"_event_time": (MESSAGE_EVENT_TIME, "DECIMAL(38,0)"), "_label": (MESSAGE_LABEL, "DECIMAL(38,0)")}
+    fields = {alias: _fast_or(*casts.get(alias, (alias, None)), sql) for alias, sql in fields.items()}
+    return [*helpers, fields, {REASON: _when_slow(reason[REASON])}]
 
 
 def parsed_columns(limits: ValidationLimits) -> list[dict[str, str]]:
@@ -244,17 +309,22 @@ def reason_sql(limits: ValidationLimits) -> str:
     return "CASE " + " ".join(f"WHEN {condition} THEN {reason}" for condition, reason in rules) + " END"
 
 
-def validate(frame, limits: ValidationLimits):
+def validate(frame, limits: ValidationLimits, fast_path: bool):
     """Kafka rows (``key``, ``value``, ``timestamp``, ...) plus ``reason`` (NULL = valid) and the fields.
 
     Adds ``transaction_id``, the features (double), ``event_time`` (bigint), ``label`` (int),
-    ``source``; the helper columns are dropped.
+    ``source``; the helper columns are dropped. ``fast_path``: see the module's docstring.
     """
     from pyspark.sql import functions as F
 
     for key, value in SPARK_CONF.items():
         frame.sparkSession.conf.set(key, value)
-    for stage in parsed_columns(limits):
+    stages = parsed_columns(limits)
+    if fast_path:
+        name = register_fast_path(frame.sparkSession, limits)
+        frame = frame.select("*", F.expr(f"{name}(value, unix_millis(timestamp))").alias(FAST.strip("`")))
+        stages = fast_path_columns(limits)
+    for stage in stages:
         frame = frame.select("*", *(F.expr(sql).alias(alias) for alias, sql in stage.items()))
     helpers = [c for c in frame.columns if c.startswith("_")]
     valid = F.col(REASON).isNull()

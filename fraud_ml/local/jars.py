@@ -3,6 +3,9 @@
 ``spark``: the Kafka source and Delta Lake jars Spark loads as local ``spark.jars``;
 jars that pyspark already ships (Scala, Jackson, Hadoop, ...) are pruned so there is
 one copy of each library on the classpath. ``kafka``: the KRaft broker's classpath.
+Then the project's own Spark functions (``spark/udf``: the alerts query's booster margin and
+validation fast path) are compiled into the ``spark`` folder, on every run (Maven rebuilds only
+what changed).
 Once resolved, everything works offline.
 
 Usage: ``python -m fraud_ml.local.jars resolve`` | ``python -m fraud_ml.local.jars --csv``.
@@ -24,6 +27,8 @@ from fraud_ml.errors import JarsError
 log = logging.getLogger(__name__)
 
 POM = PROJECT_ROOT / "spark" / "pom.xml"
+UDF_POM = PROJECT_ROOT / "spark" / "udf" / "pom.xml"
+UDF_ARTIFACT = "fraud-ml-udf"
 DEFAULT_JARS_ROOT = PROJECT_ROOT / "var" / "jars"
 PROFILES = ("spark", "kafka")
 # Must be present after resolution, or Spark/Kafka cannot start.
@@ -64,37 +69,54 @@ def missing_jars(jars_dir: Path, profile: str) -> list[str]:
     return [a for a in REQUIRED[profile] if a not in present]
 
 
+def _maven(pom: Path, jars_root: Path, offline: bool, *args: str) -> subprocess.CompletedProcess:
+    if shutil.which("mvn") is None:
+        raise JarsError("Maven ('mvn') is not installed; install it (apt-get install maven) and run `make jars`")
+    cmd = ["mvn", "-q", "-B", *(["-o"] if offline else []), "-f", str(pom), *args, f"-Djars.dir={jars_root.resolve()}"]
+    return subprocess.run([*cmd, "package"], capture_output=True, text=True)
+
+
+def _errors(proc: subprocess.CompletedProcess) -> str:
+    detail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln][:3]
+    return " | ".join(detail) or "see mvn output"
+
+
+def build_udf(jars_root: Path = DEFAULT_JARS_ROOT, offline: bool = False) -> None:
+    """Compile ``spark/udf`` into ``<jars_root>/spark`` (needs a JDK's compiler, not only a JRE)."""
+    log.info("building %s into %s", UDF_ARTIFACT, jars_root / "spark")
+    proc = _maven(UDF_POM, jars_root, offline)
+    if proc.returncode != 0:
+        raise JarsError(f"Maven could not build {UDF_POM.parent}: {_errors(proc)}")
+
+
 def resolve(jars_root: Path = DEFAULT_JARS_ROOT, force: bool = False, offline: bool = False) -> None:
-    """Run Maven for both profiles unless the jars are already there."""
+    """Run Maven for both profiles unless the jars are already there, then build the project's functions."""
     for profile in PROFILES:
         target = jars_root / profile
         if not force and not missing_jars(target, profile):
             log.info("jars for %s already resolved in %s", profile, target)
             continue
-        if shutil.which("mvn") is None:
-            raise JarsError("Maven ('mvn') is not installed; install it (apt-get install maven) and run `make jars`")
         if target.exists():
             shutil.rmtree(target)
-        cmd = ["mvn", "-q", "-B", "-f", str(POM), f"-P{profile}", f"-Djars.dir={jars_root.resolve()}", "package"]
-        if offline:
-            cmd.insert(1, "-o")
         log.info("resolving %s jars with Maven into %s", profile, target)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = _maven(POM, jars_root, offline, f"-P{profile}")
         if proc.returncode != 0:
-            detail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln][:3]
-            raise JarsError(f"Maven could not resolve the {profile} jars: " + (" | ".join(detail) or "see mvn output"))
+            raise JarsError(f"Maven could not resolve the {profile} jars: {_errors(proc)}")
         if profile == "spark":
             removed = prune_bundled(target, pyspark_jar_artifacts())
             log.info("pruned %d jars pyspark already ships", len(removed))
         missing = missing_jars(target, profile)
         if missing:
             raise JarsError(f"Maven finished but {', '.join(missing)} is missing from {target}")
+    build_udf(jars_root, offline)
 
 
 def spark_jars(jars_dir: str | Path) -> list[str]:
     """Absolute paths of the Spark jars; a clear error if they were never resolved."""
     jars_dir = Path(jars_dir)
     missing = missing_jars(jars_dir, "spark")
+    if not any(artifact_name(p.name) == UDF_ARTIFACT for p in jars_dir.glob("*.jar")):
+        missing.append(UDF_ARTIFACT)
     if missing:
         raise JarsError(f"Spark jars missing in {jars_dir} ({', '.join(missing)}): run `make jars` first")
     return sorted(str(p.resolve()) for p in jars_dir.glob("*.jar"))

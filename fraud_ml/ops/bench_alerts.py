@@ -40,6 +40,7 @@ class AlertsBenchOptions:
     duration_s: float = 60.0  # measured seconds
     trees: int = 300  # size of the benchmark model
     drain_s: float = 60.0  # how long to wait for the last alerts after the load ends
+    window_s: float = 10.0  # the latency is also summarised per window of input time
 
 
 class AlertsReader:
@@ -142,9 +143,9 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         reader.close()
     got = {k: v for k, v in reader.alerts.items() if k in ids}
     measured_from = started_ms + options.warmup_s * 1000
-    latencies = np.array(
-        [ts - alert["kafka_timestamp_ms"] for alert, ts in got.values() if alert["kafka_timestamp_ms"] >= measured_from]
-    )
+    measured = [(alert["kafka_timestamp_ms"], ts) for alert, ts in got.values()]
+    measured = np.array([m for m in measured if m[0] >= measured_from], dtype="int64").reshape(-1, 2)
+    latencies = measured[:, 1] - measured[:, 0]
     parity = _parity(frame, got, load_verified(model_uri))
     return {
         "mode": "alerts",
@@ -154,6 +155,7 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         "duplicates": sum(reader.counts.get(i, 0) - 1 for i in got),
         "measured": int(latencies.size),
         **latency_summary(latencies),
+        "latency_by_window": latency_windows(measured[:, 0] - measured_from, latencies, options.window_s),
         "parity": parity["parity"],
         "parity_detail": parity,
         "stream_running": True,
@@ -162,6 +164,25 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         "model_trees": options.trees,
         "kafka_partitions": cfg.get("kafka.partitions"),
     }
+
+
+def latency_windows(offset_ms: np.ndarray, latencies: np.ndarray, window_s: float) -> list[dict]:
+    """p50 / p99 / max of the latencies per ``window_s`` of input time (``offset_ms`` from the start):
+    a backlog that builds and drains shows as a window of seconds, a steady tail in every window."""
+    window = (offset_ms // (window_s * 1000)).astype("int64")
+    out = []
+    for w in np.unique(window):
+        values = latencies[window == w]
+        out.append(
+            {
+                "from_s": float(w * window_s),
+                "rows": int(values.size),
+                "p50_ms": float(np.percentile(values, 50)),
+                "p99_ms": float(np.percentile(values, 99)),
+                "max_ms": float(values.max()),
+            }
+        )
+    return out
 
 
 def pyfunc_threshold(pyfunc) -> float:

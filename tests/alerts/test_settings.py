@@ -16,6 +16,8 @@ def test_the_defaults_are_valid():
     "override",
     [
         "alerts.emit=sometimes",
+        "alerts.scorer=python",
+        "alerts.fast_path=1",
         "alerts.topic=dead-letter",
         "alerts.topic=transactions",
         "alerts.dead_letter_topic=transactions",
