@@ -96,6 +96,12 @@ class CompiledChampion:
         return f"CAST({probability} >= {_double(self.threshold)} AS INT)"
 
 
+def check_scorer(scorer: str) -> None:
+    """One ConfigError line unless ``scorer`` is one of :data:`SCORERS`."""
+    if scorer not in SCORERS:
+        raise ConfigError(f"alerts.scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+
+
 def register_margin_function(spark, champion: CompiledChampion) -> str:
     """Register the champion's ``BoosterMargin`` in ``spark``'s session; return the function's name."""
     return register_java_function(spark, MARGIN_CLASS, "fraud_ml_margin", champion.margin_model_text(), "double")
@@ -111,8 +117,7 @@ def score(frame, champion: CompiledChampion, scorer: str):
     """
     from pyspark.sql import functions as F
 
-    if scorer not in SCORERS:
-        raise ConfigError(f"alerts.scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+    check_scorer(scorer)
     inputs = [F.expr(sql).alias(alias) for alias, sql in champion.feature_columns().items()]
     with_inputs = frame.select("*", *inputs)
     if scorer == "java":

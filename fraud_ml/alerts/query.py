@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fraud_ml.alerts.booster_sql import SCORERS, CompiledChampion, compile_model_dir, score
+from fraud_ml.alerts.booster_sql import CompiledChampion, check_scorer, compile_model_dir, score
 from fraud_ml.alerts.validation_sql import validate
 from fraud_ml.config import Config
 from fraud_ml.errors import ConfigError
@@ -51,8 +51,7 @@ class AlertsSettings:
         a = cfg.get("alerts")
         if a["emit"] not in EMIT:
             raise ConfigError(f"alerts.emit must be one of {', '.join(EMIT)}, got {a['emit']!r}")
-        if a["scorer"] not in SCORERS:
-            raise ConfigError(f"alerts.scorer must be one of {', '.join(SCORERS)}, got {a['scorer']!r}")
+        check_scorer(a["scorer"])
         if a["topic"] == a["dead_letter_topic"] or cfg.get("kafka.topic") in (a["topic"], a["dead_letter_topic"]):
             raise ConfigError("kafka.topic, alerts.topic and alerts.dead_letter_topic must be three different topics")
         contract = MessageContract.from_config(cfg)
@@ -66,17 +65,11 @@ class AlertsSettings:
             dead_letter_topic=a["dead_letter_topic"],
             emit=a["emit"],
             scorer=a["scorer"],
-            fast_path=_flag(a["fast_path"], "alerts.fast_path"),
+            fast_path=a["fast_path"],  # a boolean: the config refuses another type for a boolean key
             checkpoint_dir=str(a["checkpoint_dir"]),
             starting_offsets=a["starting_offsets"],
             batch_duration=a["batch_duration"],
         )
-
-
-def _flag(value, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    return value
 
 
 def ensure_alerts_topics(cfg: Config) -> None:

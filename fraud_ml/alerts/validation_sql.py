@@ -186,10 +186,10 @@ def _fast_or(field: str, cast: str | None, sql: str) -> str:
     return f"CASE WHEN {FAST} IS NOT NULL THEN {taken} ELSE {sql} END"
 
 
-def fast_path_columns(limits: ValidationLimits) -> list[dict[str, str]]:
-    """:func:`parsed_columns` behind the fast path: every helper computed only where ``_fast`` is null,
-    the fields taken from ``_fast`` where it is not, and no reason there."""
-    *helpers, fields, reason = parsed_columns(limits)
+def fast_path_columns(stages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """:func:`parsed_columns`' ``stages`` behind the fast path: every helper computed only where
+    ``_fast`` is null, the fields taken from ``_fast`` where it is not, and no reason there."""
+    *helpers, fields, reason = stages
     helpers = [{alias: _when_slow(sql) for alias, sql in stage.items()} for stage in helpers]
     casts = {"_event_time": (MESSAGE_EVENT_TIME, "DECIMAL(38,0)"), "_label": (MESSAGE_LABEL, "DECIMAL(38,0)")}
     fields = {alias: _fast_or(*casts.get(alias, (alias, None)), sql) for alias, sql in fields.items()}
@@ -323,7 +323,7 @@ def validate(frame, limits: ValidationLimits, fast_path: bool):
     if fast_path:
         name = register_fast_path(frame.sparkSession, limits)
         frame = frame.select("*", F.expr(f"{name}(value, unix_millis(timestamp))").alias(FAST.strip("`")))
-        stages = fast_path_columns(limits)
+        stages = fast_path_columns(stages)
     for stage in stages:
         frame = frame.select("*", *(F.expr(sql).alias(alias) for alias, sql in stage.items()))
     helpers = [c for c in frame.columns if c.startswith("_")]

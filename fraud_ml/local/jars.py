@@ -63,10 +63,10 @@ def prune_bundled(jars_dir: Path, bundled: set[str]) -> list[str]:
     return removed
 
 
-def missing_jars(jars_dir: Path, profile: str) -> list[str]:
-    """Required artifacts not present in ``jars_dir``."""
+def missing_jars(jars_dir: Path, profile: str, also: tuple[str, ...] = ()) -> list[str]:
+    """Required artifacts (of ``profile``, and ``also`` these) not present in ``jars_dir``."""
     present = {artifact_name(p.name) for p in jars_dir.glob("*.jar")} if jars_dir.is_dir() else set()
-    return [a for a in REQUIRED[profile] if a not in present]
+    return [a for a in (*REQUIRED[profile], *also) if a not in present]
 
 
 def _maven(pom: Path, jars_root: Path, offline: bool, *args: str) -> subprocess.CompletedProcess:
@@ -114,9 +114,7 @@ def resolve(jars_root: Path = DEFAULT_JARS_ROOT, force: bool = False, offline: b
 def spark_jars(jars_dir: str | Path) -> list[str]:
     """Absolute paths of the Spark jars; a clear error if they were never resolved."""
     jars_dir = Path(jars_dir)
-    missing = missing_jars(jars_dir, "spark")
-    if not any(artifact_name(p.name) == UDF_ARTIFACT for p in jars_dir.glob("*.jar")):
-        missing.append(UDF_ARTIFACT)
+    missing = missing_jars(jars_dir, "spark", also=(UDF_ARTIFACT,))
     if missing:
         raise JarsError(f"Spark jars missing in {jars_dir} ({', '.join(missing)}): run `make jars` first")
     return sorted(str(p.resolve()) for p in jars_dir.glob("*.jar"))
