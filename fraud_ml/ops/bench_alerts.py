@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
     trees = {"stream": ProcessTree(stream.pid), "alerts": ProcessTree(alerts.pid)}
     peaks: dict[str, float] = {}
     cpu: dict[str, list[float]] = {name: [] for name in trees}
+    timeline: list[dict] = []  # CPU % of each process every ~2 s of the load (the first reading is 0)
     try:
         # Both jobs up: the stream's first batch committed, the alerts query answering probes.
         probe = bench_frame(200, seed=5)
@@ -126,12 +128,17 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         )
         started_ms = int(time.time() * 1000)
         producer.start()
+        trees |= {"producer": ProcessTree(producer.pid, children=False), "harness": ProcessTree(os.getpid(), False)}
+        cpu |= {"producer": [], "harness": []}
         while producer.is_alive():
+            moment = {"t_s": round(time.time() - started_ms / 1000, 1)}
             for name, tree in trees.items():
                 reading = tree.sample()
                 if reading is not None:
                     peaks[name] = max(peaks.get(name, 0.0), reading.pss_mib)
                     cpu[name].append(reading.cpu_pct)
+                    moment[name] = reading.cpu_pct
+            timeline.append(moment)
             producer.join(timeout=2)
         ids = set(frame[ID_COL])
         drained_by = time.monotonic() + options.drain_s
@@ -143,8 +150,8 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         reader.close()
     got = {k: v for k, v in reader.alerts.items() if k in ids}
     measured_from = started_ms + options.warmup_s * 1000
-    measured = [(alert["kafka_timestamp_ms"], ts) for alert, ts in got.values()]
-    measured = np.array([m for m in measured if m[0] >= measured_from], dtype="int64").reshape(-1, 2)
+    stamps = np.array([(alert["kafka_timestamp_ms"], ts) for alert, ts in got.values()], dtype="int64").reshape(-1, 2)
+    measured = stamps[stamps[:, 0] >= measured_from]
     latencies = measured[:, 1] - measured[:, 0]
     parity = _parity(frame, got, load_verified(model_uri))
     return {
@@ -155,12 +162,16 @@ def run_bench_alerts(cfg: Config, options: AlertsBenchOptions, conf_args: list[s
         "duplicates": sum(reader.counts.get(i, 0) - 1 for i in got),
         "measured": int(latencies.size),
         **latency_summary(latencies),
-        "latency_by_window": latency_windows(measured[:, 0] - measured_from, latencies, options.window_s),
+        # From the end of the warm-up; the warm-up's windows (negative from_s) are not in the figures above.
+        "latency_by_window": latency_windows(
+            stamps[:, 0] - measured_from, stamps[:, 1] - stamps[:, 0], options.window_s
+        ),
         "parity": parity["parity"],
         "parity_detail": parity,
         "stream_running": True,
         "peak_pss_mib": {k: round(v) for k, v in peaks.items()},
         "cpu_mean_pct": {k: round(float(np.mean(v[1:])), 1) if len(v) > 1 else None for k, v in cpu.items()},
+        "cpu_timeline": timeline,
         "model_trees": options.trees,
         "kafka_partitions": cfg.get("kafka.partitions"),
     }
