@@ -49,6 +49,7 @@ def test_real_time_alerts_carry_the_pyfunc_decisions_and_refused_messages_go_to_
         f"alerts.checkpoint_dir={tmp_path / 'alerts-checkpoint'}",
         "alerts.starting_offsets=earliest",
         "alerts.batch_duration=20 seconds",
+        "alerts.warmup_rows=2000",  # none of them may reach the topics (the counts below)
     )
     for topic in ("alerts-out", "alerts-dead"):
         create_topic(servers, topic, 1)

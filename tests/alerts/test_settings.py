@@ -21,6 +21,7 @@ def test_the_defaults_are_valid():
         "alerts.topic=dead-letter",
         "alerts.topic=transactions",
         "alerts.dead_letter_topic=transactions",
+        "alerts.warmup_rows=-1",
     ],
 )
 def test_bad_settings_fail_with_one_config_error(override):
