@@ -21,7 +21,8 @@ ALERT_COLUMNS = ["transaction_id", "probability", "decision", "model_version", "
 
 
 def read_recent_alerts(cfg: Config, n: int, timeout_s: float = 5.0) -> pd.DataFrame | None:
-    """The last ``n`` records of ``alerts.topic`` (spread over its partitions); None if the topic does not exist."""
+    """The ``n`` newest records of ``alerts.topic`` (by broker timestamp, from all its partitions, each
+    read up to its last ``n``); None if the topic does not exist."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     topic = cfg.get("alerts.topic")
@@ -43,7 +44,7 @@ def read_recent_alerts(cfg: Config, n: int, timeout_s: float = 5.0) -> pd.DataFr
         wanted, assignment = 0, []
         for p in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            start = max(low, high - max(1, n // max(1, len(partitions))))
+            start = max(low, high - max(1, n))  # the newest n may all sit in one partition
             wanted += high - start
             if high > start:
                 assignment.append(TopicPartition(topic, p, start))
@@ -55,7 +56,8 @@ def read_recent_alerts(cfg: Config, n: int, timeout_s: float = 5.0) -> pd.DataFr
                 if not batch:
                     break
                 rows += [_row(m) for m in batch if m.error() is None]
-        return pd.DataFrame([r for r in rows if r is not None], columns=ALERT_COLUMNS)
+        alerts = pd.DataFrame([r for r in rows if r is not None], columns=ALERT_COLUMNS)
+        return alerts.sort_values("alert_ms", kind="stable").tail(n).reset_index(drop=True)
     finally:
         consumer.close()
 
